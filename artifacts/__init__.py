@@ -1,0 +1,19 @@
+"""Artifact identity, manifests and storage (SPEC §7).
+
+An artifact is a directory under a store root holding the files a stage wrote plus
+``manifest.json``. Its id hashes (stage, canonical config, input ids, stage code version),
+so an unchanged stage is a cache hit and never runs twice.
+"""
+
+from artifacts.identity import artifact_id, canonical_json, code_version
+from artifacts.store import Artifact, ArtifactError, ArtifactStore, default_store_root
+
+__all__ = [
+    "Artifact",
+    "ArtifactError",
+    "ArtifactStore",
+    "artifact_id",
+    "canonical_json",
+    "code_version",
+    "default_store_root",
+]

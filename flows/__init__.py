@@ -1,0 +1,1 @@
+"""Prefect flows that compose the stage tasks, plus the ``llara`` command line (``flows.cli``)."""

@@ -1,0 +1,13 @@
+"""Pure compute, one module (or package) per pipeline stage; nothing here imports Prefect.
+
+Every stage exposes the same three things:
+
+- ``NAME``: the stage name used in artifact ids and manifests;
+- a typed ``...Config`` dataclass with a docstring per field;
+- ``run(config, inputs, out_dir) -> dict``: reads its input artifact directories (``inputs`` maps
+  a role name to a directory), writes its files into ``out_dir`` and returns a small JSON-able
+  summary that goes into the artifact's manifest.
+
+Storage, caching and atomic publication are the business of ``artifacts/``; orchestration is
+``tasks/`` and ``flows/``.
+"""

@@ -1,0 +1,36 @@
+"""The prepare stage as a plain function and as a Prefect task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+import stages.preprocess as preprocess
+from artifacts import Artifact, ArtifactStore, code_version
+from tasks.common import open_store, stage_logger
+
+
+def prepare(config: preprocess.PrepareConfig, store: ArtifactStore, refresh: bool = False) -> tuple[Artifact, bool]:
+    """Build (or reuse) the prepared-dataset artifact for ``config``.
+
+    The id covers the raw files' fingerprint too, so editing the user's data makes a new artifact.
+    """
+    key = {"config": config, "source_files": preprocess.source_fingerprint(config)}
+    return store.build(
+        preprocess.NAME,
+        key,
+        inputs={},
+        code=code_version(preprocess),
+        produce=lambda out: preprocess.run(config, {}, out),
+        logger=stage_logger(),
+        refresh=refresh,
+    )
+
+
+@task(name="prepare", cache_policy=NO_CACHE, task_run_name="prepare {config.source}")
+def prepare_task(config: preprocess.PrepareConfig, store_root: str | Path | None = None, refresh: bool = False) -> str:
+    """Returns the artifact id; the artifact lies at ``<store>/objects/<id>``."""
+    artifact, _ = prepare(config, open_store(store_root), refresh=refresh)
+    return artifact.id
