@@ -1,14 +1,23 @@
-"""What every stage task shares: the logger to use and the store to write to."""
+"""What every stage task shares: the logger, the store, and running a stage through the store."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
+from types import ModuleType
+from dataclasses import asdict, is_dataclass
+from typing import Any
 
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-from artifacts import ArtifactStore
+import stages.errors
+import stages.metrics
+from artifacts import Artifact, ArtifactStore, code_version
+
+# Shared code every stage depends on; a change here changes every stage's code version.
+SHARED_CODE = (stages.errors, stages.metrics)
 
 
 def stage_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -21,3 +30,43 @@ def stage_logger() -> logging.Logger | logging.LoggerAdapter:
 
 def open_store(root: str | Path | None) -> ArtifactStore:
     return ArtifactStore(root)
+
+
+def package_of(module: ModuleType) -> ModuleType:
+    """The top package under ``stages`` (``stages.seqrec`` for ``stages.seqrec.export``)."""
+    parts = module.__name__.split(".")
+    return importlib.import_module(".".join(parts[:2]))
+
+
+def identity_of(config: Any) -> Any:
+    """The config fields that decide the output. A config class lists the others (threads,
+    progress bars) in ``NOT_IN_ID`` so that changing them reuses the cached artifact."""
+    if not is_dataclass(config):
+        return config
+    skip = getattr(type(config), "NOT_IN_ID", ())
+    return {k: v for k, v in asdict(config).items() if k not in skip}
+
+
+def run_stage(
+    module: ModuleType,
+    config: Any,
+    inputs: dict[str, Artifact],
+    store: ArtifactStore,
+    refresh: bool = False,
+    key_extra: dict[str, Any] | None = None,
+) -> tuple[Artifact, bool]:
+    """Build (or reuse) the artifact of ``module.run(config, inputs)``; returns (artifact, cache_hit).
+
+    The code version covers the stage's whole package plus the shared modules, so an edit to any
+    code the stage runs yields a new id. ``key_extra`` adds facts the config does not capture
+    (such as the fingerprint of raw files outside the store).
+    """
+    return store.build(
+        module.NAME,
+        {"config": identity_of(config), **(key_extra or {})},
+        inputs=inputs,
+        code=code_version(package_of(module), *SHARED_CODE),
+        produce=lambda out: module.run(config, {role: a.path for role, a in inputs.items()}, out),
+        logger=stage_logger(),
+        refresh=refresh,
+    )

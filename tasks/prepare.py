@@ -8,25 +8,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 import stages.preprocess as preprocess
-from artifacts import Artifact, ArtifactStore, code_version
-from tasks.common import open_store, stage_logger
+from artifacts import Artifact, ArtifactStore
+from tasks.common import open_store, run_stage
 
 
 def prepare(config: preprocess.PrepareConfig, store: ArtifactStore, refresh: bool = False) -> tuple[Artifact, bool]:
-    """Build (or reuse) the prepared-dataset artifact for ``config``.
-
-    The id covers the raw files' fingerprint too, so editing the user's data makes a new artifact.
-    """
-    key = {"config": config, "source_files": preprocess.source_fingerprint(config)}
-    return store.build(
-        preprocess.NAME,
-        key,
-        inputs={},
-        code=code_version(preprocess),
-        produce=lambda out: preprocess.run(config, {}, out),
-        logger=stage_logger(),
-        refresh=refresh,
-    )
+    """Build (or reuse) the prepared dataset. The id covers the raw files' fingerprint, so editing
+    the user's data makes a new artifact."""
+    fingerprint = {"source_files": preprocess.source_fingerprint(config)}
+    return run_stage(preprocess, config, {}, store, refresh=refresh, key_extra=fingerprint)
 
 
 @task(name="prepare", cache_policy=NO_CACHE, task_run_name="prepare {config.source}")

@@ -1,0 +1,39 @@
+"""Stage 1 tasks: text embeddings (MoRec), recommender pretraining, and embedding export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from artifacts import Artifact, ArtifactStore
+from stages.seqrec import export, pretrain, text_embeddings
+from tasks.common import open_store, run_stage
+
+
+def train_recommender(
+    data: Artifact,
+    config: pretrain.PretrainConfig,
+    store: ArtifactStore,
+    refresh: bool = False,
+    text_config: text_embeddings.TextEmbeddingsConfig | None = None,
+) -> tuple[Artifact, Artifact]:
+    """Pretrain one recommender and export its frozen item embeddings: (model, embeddings)."""
+    inputs = {"data": data}
+    if config.model == "morec":
+        text, _ = run_stage(text_embeddings, text_config or text_embeddings.TextEmbeddingsConfig(), {"data": data}, store)
+        inputs["text"] = text
+    model, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
+    embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
+    return model, embeddings
+
+
+@task(name="pretrain-sr", cache_policy=NO_CACHE, task_run_name="pretrain {config.model} seed={config.seed}", retries=0)
+def pretrain_task(
+    data_id: str, config: pretrain.PretrainConfig, store_root: str | Path | None = None, refresh: bool = False
+) -> dict[str, str]:
+    """Returns {"model": pretrain artifact id, "embeddings": export artifact id}."""
+    store = open_store(store_root)
+    model, embeddings = train_recommender(store.get(data_id), config, store, refresh=refresh)
+    return {"model": model.id, "embeddings": embeddings.id}
