@@ -13,6 +13,7 @@ the manifest; a missing or altered file makes the artifact invalid and the stage
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -25,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -146,10 +147,9 @@ class ArtifactStore:
             else:
                 found.append(f"{file}: sha256 differs from manifest")
         if not found and verified != seen:
-            try:
+            # a read-only store still verifies, just without the shortcut next time
+            with contextlib.suppress(OSError):
                 (path / STAT_CACHE).write_text(json.dumps(verified))
-            except OSError:
-                pass  # a read-only store still verifies, just without the shortcut next time
         return found
 
     def lookup(self, artifact_id_: str) -> Artifact | None:
@@ -233,7 +233,9 @@ class ArtifactStore:
             logger.info("cache hit: %s artifact %s at %s", stage, aid, hit.path)
             return hit, True
         with self._lock(aid, logger):
-            if not refresh and (hit := self.lookup(aid)) is not None:  # a concurrent writer finished it meanwhile
+            if (
+                not refresh and (hit := self.lookup(aid)) is not None
+            ):  # a concurrent writer finished it meanwhile
                 logger.info("cache hit: %s artifact %s written by another run", stage, aid)
                 return hit, True
             logger.info("computing %s artifact %s", stage, aid)
@@ -241,7 +243,7 @@ class ArtifactStore:
             work = self.tmp / f"{aid}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             work.mkdir()
             try:
-                start, created = time.perf_counter(), datetime.now(timezone.utc)
+                start, created = time.perf_counter(), datetime.now(UTC)
                 extra = produce(work) or {}
                 files = {
                     str(p.relative_to(work)): {"sha256": _sha256(p), "size": p.stat().st_size}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,7 @@ StoreOption = Annotated[
 RefreshOption = Annotated[bool, typer.Option("--refresh", help="Recompute even if a valid artifact exists.")]
 
 
-class TitleMode(str, Enum):
+class TitleMode(StrEnum):
     clean = "clean"
     llara = "llara"
 
@@ -83,6 +83,26 @@ def prepare(
     typer.echo(artifact.path)
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port of the Prefect API and UI on 127.0.0.1.")] = 4200,
+    prefect_home: Annotated[
+        Path, typer.Option(envvar="PREFECT_HOME", help="Prefect state (SQLite database, logs).")
+    ] = Path(".llara/prefect"),
+    store: StoreOption = None,
+) -> None:
+    """Start a local Prefect server (SQLite) with the work pool, every deployment and a worker.
+
+    Open the printed UI address, pick Deployments -> llara-reproduce -> Run to start the full
+    pipeline, or llara-<stage> to rerun one stage. Ctrl-C stops the worker and the server.
+    """
+    from artifacts import default_store_root
+    from flows.serve import ServeConfig
+    from flows.serve import serve as serve_fn
+
+    serve_fn(ServeConfig(port=port, prefect_home=prefect_home, store=store or default_store_root()))
+
+
 @store_app.command("ls")
 def store_ls(
     store: StoreOption = None,
@@ -98,7 +118,9 @@ def store_ls(
     for a in sorted(rows, key=lambda a: a.manifest["created"]):
         size = sum(f["size"] for f in a.manifest["files"].values())
         created = a.manifest["created"][:19].replace("T", " ")
-        typer.echo(f"{a.id:<18}{a.stage:<20}{created:<22}{_human(size):>10}{a.manifest['wall_time_s']:>8.1f}s")
+        typer.echo(
+            f"{a.id:<18}{a.stage:<20}{created:<22}{_human(size):>10}{a.manifest['wall_time_s']:>8.1f}s"
+        )
 
 
 @store_app.command("verify")

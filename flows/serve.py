@@ -91,9 +91,14 @@ def deploy_all(env: dict[str, str]) -> None:
     """Create the process work pool (idempotent) and every deployment in prefect.yaml."""
     subprocess.run(
         _prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"),
-        env=env, cwd=PROJECT_DIR, check=True, capture_output=True,
+        env=env,
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
     )
-    subprocess.run(_prefect("--no-prompt", "deploy", "--all"), env=env, cwd=PROJECT_DIR, check=True, capture_output=True)
+    subprocess.run(
+        _prefect("--no-prompt", "deploy", "--all"), env=env, cwd=PROJECT_DIR, check=True, capture_output=True
+    )
 
 
 def start_worker(env: dict[str, str], logfile: Path) -> subprocess.Popen:
@@ -130,11 +135,15 @@ def serve(config: ServeConfig) -> None:
         deploy_all(env)
         worker = start_worker(env, config.prefect_home / "worker.log")
         ui = config.api_url.removesuffix("/api")
-        print(f"Prefect UI: {ui}  (Deployments -> llara-reproduce -> Run). Ctrl-C stops everything.", flush=True)
+        print(
+            f"Prefect UI: {ui}  (Deployments -> llara-reproduce -> Run). Ctrl-C stops everything.", flush=True
+        )
         while True:
             for process, name in ((server, "server"), (worker, "worker")):
                 if process.poll() is not None:
-                    raise RuntimeError(f"Prefect {name} exited with code {process.returncode}; see {config.prefect_home}")
+                    raise RuntimeError(
+                        f"Prefect {name} exited with code {process.returncode}; see {config.prefect_home}"
+                    )
             time.sleep(1)
     except KeyboardInterrupt:
         log.info("stopping worker and server")

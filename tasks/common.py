@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from types import ModuleType
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from prefect.exceptions import MissingContextError

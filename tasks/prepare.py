@@ -12,7 +12,9 @@ from artifacts import Artifact, ArtifactStore
 from tasks.common import open_store, run_stage
 
 
-def prepare(config: preprocess.PrepareConfig, store: ArtifactStore, refresh: bool = False) -> tuple[Artifact, bool]:
+def prepare(
+    config: preprocess.PrepareConfig, store: ArtifactStore, refresh: bool = False
+) -> tuple[Artifact, bool]:
     """Build (or reuse) the prepared dataset. The id covers the raw files' fingerprint, so editing
     the user's data makes a new artifact."""
     fingerprint = {"source_files": preprocess.source_fingerprint(config)}
@@ -20,7 +22,9 @@ def prepare(config: preprocess.PrepareConfig, store: ArtifactStore, refresh: boo
 
 
 @task(name="prepare", cache_policy=NO_CACHE, task_run_name="prepare {config.source}")
-def prepare_task(config: preprocess.PrepareConfig, store_root: str | Path | None = None, refresh: bool = False) -> str:
+def prepare_task(
+    config: preprocess.PrepareConfig, store_root: str | Path | None = None, refresh: bool = False
+) -> str:
     """Returns the artifact id; the artifact lies at ``<store>/objects/<id>``."""
     artifact, _ = prepare(config, open_store(store_root), refresh=refresh)
     return artifact.id

@@ -22,14 +22,21 @@ def train_recommender(
     """Pretrain one recommender and export its frozen item embeddings: (model, embeddings)."""
     inputs = {"data": data}
     if config.model == "morec":
-        text, _ = run_stage(text_embeddings, text_config or text_embeddings.TextEmbeddingsConfig(), {"data": data}, store)
+        text, _ = run_stage(
+            text_embeddings, text_config or text_embeddings.TextEmbeddingsConfig(), {"data": data}, store
+        )
         inputs["text"] = text
     model, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
     embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
     return model, embeddings
 
 
-@task(name="pretrain-sr", cache_policy=NO_CACHE, task_run_name="pretrain {config.model} seed={config.seed}", retries=0)
+@task(
+    name="pretrain-sr",
+    cache_policy=NO_CACHE,
+    task_run_name="pretrain {config.model} seed={config.seed}",
+    retries=0,
+)
 def pretrain_task(
     data_id: str, config: pretrain.PretrainConfig, store_root: str | Path | None = None, refresh: bool = False
 ) -> dict[str, str]:

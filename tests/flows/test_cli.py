@@ -1,0 +1,69 @@
+"""The `llara` command line: help texts, prepare's output contract, and bad input handling."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from artifacts import ArtifactStore
+from flows.cli import main
+from tests.stages.preprocess.bad_inputs import CASES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def llara(*args: str, store: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLARA_STORE": str(store), "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["prepare"], ["store"], ["store", "ls"], ["store", "gc"]])
+def test_every_command_has_help(command, tmp_path):
+    result = llara(*command, "--help", store=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_prepare_prints_the_artifact_path_last_and_reuses_it(tmp_path):
+    first = llara("prepare", "bundled:movielens-100k", store=tmp_path)
+    assert first.returncode == 0, first.stderr
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert (path / "examples.parquet").is_file() and (path / "manifest.json").is_file()
+    assert "computing prepare" in first.stderr
+    second = llara("prepare", "bundled:movielens-100k", store=tmp_path)
+    assert second.stdout.strip().splitlines()[-1] == str(path)
+    assert "cache hit: prepare" in second.stderr and "computing" not in second.stderr
+    listing = llara("store", "ls", store=tmp_path)
+    assert path.name in listing.stdout and "prepare" in listing.stdout
+
+
+@pytest.mark.parametrize(("case_id", "build", "field"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_naming_file_and_field_and_publishes_nothing(
+    case_id, build, field, tmp_path, capsys
+):
+    source, allow_pickle = build(tmp_path / "data")
+    store = tmp_path / "store"
+    argv = ["--quiet", "prepare", source, "--store", str(store)] + (
+        ["--allow-pickle"] if allow_pickle else []
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and field in lines[0] and "Traceback" not in lines[0]
+    assert str(tmp_path / "data") in lines[0] or source in lines[0]
+    assert list(ArtifactStore(store)) == []
+
+
+def test_traceback_only_with_debug(tmp_path):
+    missing = tmp_path / "nowhere"
+    plain = llara("prepare", f"ml100k:{missing}", store=tmp_path / "s")
+    assert plain.returncode == 2
+    assert "Traceback" not in plain.stderr and str(missing) in plain.stderr
+    debug = llara("--debug", "prepare", f"ml100k:{missing}", store=tmp_path / "s")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
