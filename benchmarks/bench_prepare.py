@@ -1,10 +1,14 @@
-"""Benchmark the prepare stage: bundled MovieLens-100K, then a generated 10M-interaction ml100k dataset.
+"""Benchmark the prepare stage: bundled MovieLens-100K, then generated ml100k-format datasets of
+two sizes (default 2.5M and 10M interactions).
 
-    .venv/bin/python benchmarks/bench_prepare.py            # both (the big part takes a few minutes)
+    .venv/bin/python benchmarks/bench_prepare.py            # all (the big part takes about a minute)
     .venv/bin/python benchmarks/bench_prepare.py --no-big   # MovieLens-100K only (target <= 5 s)
+    .venv/bin/python benchmarks/bench_prepare.py --sizes 1000000,4000000,16000000
 
-Each preparation runs in its own subprocess, which reports its wall time and peak RSS
-(``ru_maxrss``); the big run also prints peak RSS / input size to show memory stays bounded.
+Each preparation runs in a fresh subprocess, which reports its wall time and peak RSS
+(``ru_maxrss``). "Bounded memory" is shown as a ratio measured in one run: between the smallest
+and the largest size, peak RSS must grow by less than the input does (memory per input MB goes
+down or stays flat); the last line prints both ratios.
 """
 
 from __future__ import annotations
@@ -83,9 +87,13 @@ def main() -> None:
         "--big",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run the generated large dataset (default on)",
+        help="also run the generated large datasets (default on)",
     )
-    ap.add_argument("--n", type=int, default=10_000_000, help="interactions in the generated dataset")
+    ap.add_argument(
+        "--sizes",
+        default="2500000,10000000",
+        help="comma-separated interaction counts of the generated datasets (default 2.5M and 10M)",
+    )
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -97,18 +105,31 @@ def main() -> None:
     )
     if not args.big:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        d = generate(Path(tmp) / "big", args.n)
-        size_mb = (d / "u.data").stat().st_size / 2**20
+    sizes = sorted(int(x) for x in args.sizes.split(","))
+    results = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            d = generate(Path(tmp) / "big", n)
+            size_mb = (d / "u.data").stat().st_size / 2**20
+            gen_s = time.perf_counter() - start
+            r = measure(f"ml100k:{d}")
+        results.append((n, size_mb, r))
         print(
-            f"generated {args.n:,} interactions ({size_mb:.0f} MB u.data) "
-            f"in {time.perf_counter() - start:.1f} s"
+            f"ml100k {n:,} interactions ({size_mb:.0f} MB u.data, generated in {gen_s:.1f} s): "
+            f"{r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
+            f"({r['peak_rss_mb'] / size_mb:.2f} MB per input MB), splits {r['splits']}"
         )
-        r = measure(f"ml100k:{d}")
+    if len(results) >= 2:
+        (n0, mb0, r0), (n1, mb1, r1) = results[0], results[-1]
+        size_ratio, rss_ratio = mb1 / mb0, r1["peak_rss_mb"] / r0["peak_rss_mb"]
+        per_mb = (r1["peak_rss_mb"] / mb1) / (r0["peak_rss_mb"] / mb0)
+        verdict = (
+            "bounded (sub-linear)" if rss_ratio <= size_ratio * 1.05 else "NOT bounded (grows with input)"
+        )
         print(
-            f"ml100k {args.n:,}: {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
-            f"peak RSS / input size = {r['peak_rss_mb'] / size_mb:.2f}, splits {r['splits']}"
+            f"{n0:,} -> {n1:,} interactions: input x{size_ratio:.2f}, peak RSS x{rss_ratio:.2f}, "
+            f"peak RSS per input MB x{per_mb:.2f}: memory {verdict}"
         )
 
 

@@ -3,7 +3,8 @@
 Interactions come back with raw (uncast) ``user``, ``key`` (item raw id), ``timestamp`` and a
 ``row`` column (the record's position in its file, used to break timestamp ties). Casting and
 validation happen once, in :mod:`stages.preprocess.build`, so every source reports bad values
-the same way.
+the same way. Sources whose ids may be integers also give a ``typed`` scan (integer ids, numeric
+time) that the build uses when it parses cleanly: no strings are materialised for large files.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Raw:
     timestamp_unit: str = "s"
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    typed: pl.LazyFrame | None = None
+    """Optional: the same columns scanned with integer ids and numeric timestamp/rating. Used when
+    it parses and passes the checks (no strings materialised); otherwise ``interactions`` is."""
 
 
 def require_file(path: Path) -> Path:
@@ -71,6 +75,23 @@ def scan_tsv(path: Path, names: list[str], *, header: bool, sep: str = "\t") -> 
         skip_rows=1 if header else 0,
         new_columns=None,
         schema={n: pl.String for n in names},
+        quote_char=None,
+        row_index_name="row",
+        encoding="utf8",
+    )
+
+
+TYPED = {"user": pl.Int64, "key": pl.Int64, "timestamp": pl.Float64, "rating": pl.Float64}
+
+
+def scan_typed(path: Path, names: list[str], *, header: bool, sep: str = "\t") -> pl.LazyFrame:
+    """Like :func:`scan_tsv` with ``TYPED`` dtypes for those names (others stay strings)."""
+    return pl.scan_csv(
+        require_file(path),
+        separator=sep,
+        has_header=False,
+        skip_rows=1 if header else 0,
+        schema={n: TYPED.get(n, pl.String) for n in names},
         quote_char=None,
         row_index_name="row",
         encoding="utf8",
@@ -160,6 +181,7 @@ def read_bundled() -> Raw:
         str(data),
         {"user": "user_id", "key": "movie_id", "timestamp": "timestamp", "rating": "rating"},
         files=[data, items_path],
+        typed=inter,
     )
 
 
@@ -193,7 +215,8 @@ def read_uitem(path: Path) -> pl.DataFrame:
 def read_ml100k(d: Path) -> Raw:
     data, item = ml100k_files(d)
     items = read_uitem(item)
-    inter = scan_tsv(data, ["user", "key", "rating", "timestamp"], header=False)
+    cols = ["user", "key", "rating", "timestamp"]
+    inter = scan_tsv(data, cols, header=False)
     return Raw(
         "movielens-100k",
         "movie",
@@ -204,6 +227,7 @@ def read_ml100k(d: Path) -> Raw:
         str(data),
         {"user": "user id", "key": "item id", "timestamp": "timestamp", "rating": "rating"},
         files=[data, item],
+        typed=scan_typed(data, cols, header=False),
     )
 
 
@@ -232,12 +256,21 @@ def read_recbole(d: Path, name: str | None) -> Raw:
     user = need(inter_path, names, "user_id")
     key = need(inter_path, names, "item_id")
     ts = need(inter_path, names, "timestamp")
-    inter = scan_tsv(inter_path, names, header=True).select(
-        user=user,
-        key=key,
-        timestamp=ts,
-        row=pl.col("row").cast(pl.Int64),
-        **({"rating": "rating"} if "rating" in names else {}),
+    cols = {
+        "user": pl.col(user),
+        "key": pl.col(key),
+        "timestamp": pl.col(ts),
+        "row": pl.col("row").cast(pl.Int64),
+        **({"rating": pl.col("rating")} if "rating" in names else {}),
+    }
+    inter = scan_tsv(inter_path, names, header=True).select(**cols)
+    renamed = [{user: "user", key: "key", ts: "timestamp"}.get(n, n) for n in names]
+    typed = (
+        scan_typed(inter_path, renamed, header=True).select(
+            **{k: pl.col(k) if k in ("user", "key", "timestamp") else v for k, v in cols.items()}
+        )
+        if len(set(renamed)) == len(renamed)
+        else None
     )
     text = read_text(item_path)  # must be UTF-8 (RecBole's own convention)
     lines = text.splitlines()
@@ -274,6 +307,7 @@ def read_recbole(d: Path, name: str | None) -> Raw:
         str(inter_path),
         {"user": user, "key": key, "timestamp": ts, "rating": "rating"},
         files=[inter_path, item_path],
+        typed=typed,
     )
 
 

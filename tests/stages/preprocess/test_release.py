@@ -15,6 +15,9 @@ def test_lastfm_release_exact(tmp_path):
     summary, out = prepare(tmp_path, source=f"llara-release:{d}", allow_pickle=True)
     assert summary["splits"] == {"train": 47_872, "val": 122, "test": 122}
     assert summary["n_items"] == 4606 and summary["domain"] == "artist"
+    card = (out / "card.md").read_text()
+    assert "`train_data.df` (train), `Val_data.df` (val), `Test_data.df` (test)" in card
+    assert "`id2name.txt`" in card and "first interaction" not in card and "ties broken" not in card
     ex = pl.read_parquet(out / "examples.parquet")
     for split, fname in (("train", "train_data.df"), ("val", "Val_data.df"), ("test", "Test_data.df")):
         rel = pd.read_pickle(d / fname)
