@@ -5,6 +5,7 @@ Layout under the root::
     objects/<id>/          one complete artifact: its files plus manifest.json
     tmp/<id>.<pid>.<rand>/ a stage still writing (or killed while writing); never read
     locks/<id>.lock        one writer per id at a time
+    scratch/<id>/          resumable state of a long stage (checkpoints); removed once published
 
 A directory appears under ``objects/`` only by an atomic rename after its manifest is written,
 so a killed stage never leaves something that looks complete. Reading checks every file against
@@ -101,6 +102,10 @@ class ArtifactStore:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
+
+    def scratch(self, artifact_id_: str) -> Path:
+        """A per-id directory that outlives a killed run (checkpoints to resume from)."""
+        return self.root / "scratch" / artifact_id_
 
     # ----- reading -------------------------------------------------------------------------
 

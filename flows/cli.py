@@ -6,6 +6,7 @@ Stage commands print the artifact directory as the last line of stdout, so scrip
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from enum import StrEnum
@@ -81,6 +82,246 @@ def prepare(
     config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value, allow_pickle=allow_pickle)
     artifact, _ = prepare_fn(config, ArtifactStore(store), refresh=refresh)
     typer.echo(artifact.path)
+
+
+ProfileOption = Annotated[
+    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~20 min), paper (GPU).")
+]
+BackboneOption = Annotated[
+    str | None, typer.Option(help="LLM: smollm2-135m, tiny-random or hf:DIR [default: the profile's].")
+]
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str, typer.Option(help="Data source, as for `llara prepare`.")
+    ] = "bundled:movielens-100k",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="See `llara prepare --help`.")] = False,
+    profile: ProfileOption = "quick",
+    backbone: BackboneOption = None,
+    sr_baseline: Annotated[
+        list[str] | None,
+        typer.Option(help="Recommender baseline rows [default: gru4rec caser sasrec morec]."),
+    ] = None,
+    llara_sr: Annotated[
+        list[str] | None,
+        typer.Option(help="Recommenders whose embeddings feed LLaRA rows [default: sasrec]."),
+    ] = None,
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="curriculum | direct | two-stage | text (TALLRec) | llara-official [default: curriculum]."
+        ),
+    ] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="Training seeds [default: 0].")] = None,
+    zero_shot: Annotated[bool, typer.Option(help="Also evaluate the backbone zero-shot.")] = True,
+    refresh: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Recompute this stage even if cached (prepare, pretrain-sr, materialize-prompts, "
+            "finetune, evaluate, report)."
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Run the full pipeline locally (no server needed) and print where the report is."""
+    from flows.reproduce import reproduce_flow
+
+    result = reproduce_flow(
+        source=source,
+        allow_pickle=allow_pickle,
+        profile=profile,
+        backbone=backbone,
+        sr_baselines=sr_baseline,
+        llara_sr_models=llara_sr,
+        schedules=schedule,
+        seeds=seed,
+        zero_shot=zero_shot,
+        refresh=refresh,
+        store=str(store) if store else None,
+    )
+    typer.echo(f"report: {result['report_path']}")
+
+
+class SRModel(StrEnum):
+    sasrec = "sasrec"
+    gru4rec = "gru4rec"
+    caser = "caser"
+    morec = "morec"
+
+
+class SRLoss(StrEnum):
+    ce = "ce"
+    bce1 = "bce1"
+
+
+@app.command()
+def pretrain(
+    data: Annotated[
+        str, typer.Option(help="Prepared dataset: artifact path (as `llara prepare` prints) or id.")
+    ],
+    model: Annotated[SRModel, typer.Option(help="Sequential recommender.")] = SRModel.sasrec,
+    loss: Annotated[
+        SRLoss, typer.Option(help="ce: full softmax (default, stronger); bce1: one sampled negative (paper).")
+    ] = SRLoss.ce,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, batching and negatives.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation).")] = 40,
+    store: StoreOption = None,
+    refresh: RefreshOption = False,
+) -> None:
+    """Train one recommender, evaluate it on the frozen candidates, and export its item embeddings.
+
+    Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
+    """
+    from stages.seqrec.pretrain import PretrainConfig
+    from tasks.pretrain import train_recommender
+
+    artifact_store = ArtifactStore(store)
+    config = PretrainConfig(model=model.value, loss=loss.value, seed=seed, epochs=epochs)
+    trained, embeddings = train_recommender(
+        artifact_store.open(data), config, artifact_store, refresh=refresh
+    )
+    metrics = json.loads((trained.path / "metrics.json").read_text())["test"]
+    typer.echo(
+        f"{model.value} test: "
+        + ", ".join(
+            f"{k} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for k, v in metrics.items()
+        ),
+        err=True,
+    )
+    typer.echo(f"model artifact: {trained.path}", err=True)
+    typer.echo(embeddings.path)
+
+
+@app.command()
+def finetune(
+    prompts: Annotated[
+        str, typer.Option(help="Prompts artifact (path or id), from `llara stage materialize-prompts`.")
+    ],
+    embeddings: Annotated[
+        str, typer.Option(help="Item-embedding artifact (path or id), from `llara pretrain`.")
+    ],
+    profile: ProfileOption = "quick",
+    schedule: Annotated[
+        str, typer.Option(help="curriculum | direct | text | two-stage | llara-official.")
+    ] = "curriculum",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    store: StoreOption = None,
+    refresh: RefreshOption = False,
+) -> None:
+    """Fine-tune the LLM with LoRA + projector under DeepSpeed ZeRO; a killed run resumes when rerun.
+
+    Prints the fine-tuned model artifact's path last.
+    """
+    from dataclasses import replace
+
+    from flows.profiles import pipeline_profile
+    from tasks.llm import finetune as finetune_fn
+
+    artifact_store = ArtifactStore(store)
+    prompt_set, emb = artifact_store.open(prompts), artifact_store.open(embeddings)
+    dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
+    domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
+    backbone = prompt_set.manifest["config"]["config"]["backbone"]
+    config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
+    trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh)
+    typer.echo(trained.path)
+
+
+class StageName(StrEnum):
+    prepare = "prepare"
+    pretrain_sr = "pretrain-sr"
+    materialize_prompts = "materialize-prompts"
+    finetune = "finetune"
+    evaluate = "evaluate"
+    report = "report"
+
+
+@app.command()
+def stage(
+    name: Annotated[StageName, typer.Argument(help="Which stage to run alone.")],
+    source: Annotated[str, typer.Option(help="prepare: data source.")] = "bundled:movielens-100k",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="prepare: allow unpickling.")] = False,
+    input_id: Annotated[
+        list[str] | None,
+        typer.Option("--input", help="Input artifact id(s) [default: the latest of the stage read from]."),
+    ] = None,
+    profile: ProfileOption = "quick",
+    backbone: BackboneOption = None,
+    schedule: Annotated[str, typer.Option(help="finetune: curriculum schedule.")] = "curriculum",
+    mode: Annotated[str, typer.Option(help="evaluate: scoring or generation.")] = "scoring",
+    zero_shot: Annotated[bool, typer.Option("--zero-shot", help="evaluate: the backbone untuned.")] = False,
+    endpoint: Annotated[
+        str | None, typer.Option(help="evaluate: OpenAI-compatible base URL for a zero-shot row (off).")
+    ] = None,
+    endpoint_model: Annotated[str, typer.Option(help="evaluate: model name sent to --endpoint.")] = "",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    refresh: RefreshOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Run one stage as its own flow, reusing cached artifacts of the others; prints the artifact path."""
+    from flows import prepare as prepare_flows
+    from flows import stage_flows
+
+    root = str(store) if store else None
+    ids = list(input_id or [])
+    first = ids[0] if ids else None
+    if name is StageName.prepare:
+        artifact_id = prepare_flows.prepare_flow(
+            source=source, allow_pickle=allow_pickle, store=root, refresh=refresh
+        )
+    elif name is StageName.pretrain_sr:
+        out = stage_flows.pretrain_sr_flow(
+            data=first, seeds=[seed], profile=profile, refresh=refresh, store=root
+        )
+        artifact_id = list(out.values())[-1]["embeddings"]
+    elif name is StageName.materialize_prompts:
+        artifact_id = stage_flows.prompts_flow(
+            data=first, profile=profile, backbone=backbone, refresh=refresh, store=root
+        )
+    elif name is StageName.finetune:
+        artifact_id = stage_flows.finetune_flow(
+            prompts=first,
+            embeddings=ids[1] if len(ids) > 1 else None,
+            schedule=schedule,
+            seed=seed,
+            profile=profile,
+            backbone=backbone,
+            refresh=refresh,
+            store=root,
+        )
+    elif name is StageName.evaluate:
+        artifact_id = stage_flows.evaluate_flow(
+            prompts=first,
+            model=ids[1] if len(ids) > 1 else None,
+            mode=mode,
+            zero_shot=zero_shot,
+            profile=profile,
+            backbone=backbone,
+            endpoint=endpoint,
+            endpoint_model=endpoint_model,
+            refresh=refresh,
+            store=root,
+        )
+    else:
+        artifact_id = stage_flows.report_flow(results=ids or None, refresh=refresh, store=root)
+    typer.echo(ArtifactStore(store).get(artifact_id).path)
+
+
+@app.command()
+def report(
+    result: Annotated[
+        list[str] | None,
+        typer.Option(help="evaluate/pretrain/finetune artifact ids [default: all in the store]."),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write the report (results.parquet, report.md, PNG plots) and print where report.md is."""
+    from flows.stage_flows import report_flow
+
+    artifact_id = report_flow(results=result, store=str(store) if store else None)
+    typer.echo(ArtifactStore(store).get(artifact_id).path / "report.md")
 
 
 @app.command()

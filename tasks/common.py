@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +15,7 @@ from prefect.logging import get_run_logger
 
 import stages.errors
 import stages.metrics
-from artifacts import Artifact, ArtifactStore, code_version
+from artifacts import Artifact, ArtifactStore, artifact_id, code_version
 
 # Shared code every stage depends on; a change here changes every stage's code version.
 SHARED_CODE = (stages.errors, stages.metrics)
@@ -54,19 +55,34 @@ def run_stage(
     store: ArtifactStore,
     refresh: bool = False,
     key_extra: dict[str, Any] | None = None,
+    resumable: bool = False,
 ) -> tuple[Artifact, bool]:
     """Build (or reuse) the artifact of ``module.run(config, inputs)``; returns (artifact, cache_hit).
 
     The code version covers the stage's whole package plus the shared modules, so an edit to any
     code the stage runs yields a new id. ``key_extra`` adds facts the config does not capture
-    (such as the fingerprint of raw files outside the store).
+    (such as the fingerprint of raw files outside the store). A ``resumable`` stage gets a
+    ``checkpoint_dir`` that survives a killed run, so rerunning the same stage resumes it.
     """
-    return store.build(
+    key = {"config": identity_of(config), **(key_extra or {})}
+    code = code_version(package_of(module), *SHARED_CODE)
+    paths = {role: a.path for role, a in inputs.items()}
+    extra: dict[str, Any] = {}
+    if resumable:
+        scratch = store.scratch(artifact_id(module.NAME, key, {r: a.id for r, a in inputs.items()}, code))
+        if refresh:
+            shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        extra = {"checkpoint_dir": scratch, "resume": True}
+    artifact, hit = store.build(
         module.NAME,
-        {"config": identity_of(config), **(key_extra or {})},
+        key,
         inputs=inputs,
-        code=code_version(package_of(module), *SHARED_CODE),
-        produce=lambda out: module.run(config, {role: a.path for role, a in inputs.items()}, out),
+        code=code,
+        produce=lambda out: module.run(config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
     )
+    if resumable and not hit:
+        shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
+    return artifact, hit

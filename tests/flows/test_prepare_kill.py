@@ -21,7 +21,9 @@ def write_ml100k(directory: Path, users: int, items: int, rows: int) -> None:
     item = rng.integers(1, items + 1, rows)
     stamp = rng.integers(800_000_000, 900_000_000, rows)
     np.savetxt(directory / "u.data", np.c_[user, item, np.full(rows, 4), stamp], fmt="%d", delimiter="\t")
-    lines = [f"{i}|Movie {i} (1990)|01-Jan-1990||http://x|" + "|".join(["0"] * 19) for i in range(1, items + 1)]
+    lines = [
+        f"{i}|Movie {i} (1990)|01-Jan-1990||http://x|" + "|".join(["0"] * 19) for i in range(1, items + 1)
+    ]
     (directory / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
 
 

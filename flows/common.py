@@ -1,0 +1,63 @@
+"""Shared flow plumbing: finding inputs, stage names for ``refresh``, and UI artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from artifacts import Artifact, ArtifactError, ArtifactStore
+from stages.report.stage import SR_ROW_NAMES
+
+# Stage names a flow's ``refresh`` parameter accepts.
+STAGES = ("prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report")
+
+
+def check_refresh(refresh: list[str] | None) -> set[str]:
+    unknown = set(refresh or ()) - set(STAGES)
+    if unknown:
+        raise ValueError(f"refresh: unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    return set(refresh or ())
+
+
+def resolve(store: ArtifactStore, stage: str, artifact_id: str | None) -> Artifact:
+    """The artifact named by id, else the latest valid artifact of ``stage``."""
+    if artifact_id:
+        return store.get(artifact_id)
+    latest = store.latest(stage)
+    if latest is None:
+        raise ArtifactError(f"{store.objects}: no {stage} artifact yet; run the {stage} stage first")
+    return latest
+
+
+def llara_row(sr_model: str, schedule: str) -> str:
+    """Report row of an LLM run: TALLRec for text-only, LLaRA(SR) for the curriculum, else an ablation."""
+    if schedule == "text":
+        return "TALLRec"
+    base = f"LLaRA({SR_ROW_NAMES.get(sr_model, sr_model)})"
+    return base if schedule == "curriculum" else f"{base} [{schedule}]"
+
+
+def publish_report_to_ui(report: Artifact, key: str = "llara-report") -> None:
+    """A table artifact of the results and a markdown artifact of the report, in the Prefect UI."""
+    import polars as pl
+
+    results = report.path / "results.parquet"
+    if results.is_file():
+        rows = pl.read_parquet(results).to_dicts()
+        create_table_artifact(
+            key=f"{key}-results",
+            table=[{k: _ui_value(v) for k, v in row.items()} for row in rows],
+            description=f"Results table; files in {report.path}",
+        )
+    markdown = (report.path / "report.md").read_text()
+    create_markdown_artifact(
+        key=key,
+        markdown=f"{markdown}\n\n---\nArtifact `{report.id}`: `{report.path}` "
+        f"(report.md, results.parquet, {', '.join(p.name for p in sorted(Path(report.path).glob('*.png')))})",
+        description=f"LLaRA reproduction report {report.id}",
+    )
+
+
+def _ui_value(value: object) -> object:
+    return round(value, 4) if isinstance(value, float) else value

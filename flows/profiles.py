@@ -1,0 +1,71 @@
+"""Named pipeline profiles: one place that sets every stage's config for a kind of run.
+
+- ``smoke``: a tiny random LLM and a few steps; the whole DAG in about a minute (tests, CI).
+- ``quick``: SmolLM2-135M on CPU, sized so ``make run`` stays within about 20 minutes on 2 cores.
+- ``paper``: the public hyperparameters, for a GPU (SPEC §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from stages.evaluate import EvaluateConfig
+from stages.llm.profiles import profile as finetune_profile
+from stages.llm.prompts import PromptsConfig
+from stages.llm.trainer import FinetuneConfig
+from stages.seqrec.pretrain import PretrainConfig
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class PipelineProfile:
+    name: str
+    """smoke, quick or paper."""
+    pretrain: PretrainConfig
+    """Recommender training (model and seed are filled in per row)."""
+    prompts: PromptsConfig
+    """Prompt materialization (the backbone is filled in)."""
+    finetune: FinetuneConfig
+    """LLM fine-tuning (schedule and seed are filled in per row)."""
+    evaluate: EvaluateConfig
+    """LLM evaluation (mode, row name and seed are filled in per row)."""
+    eval_modes: tuple[str, ...]
+    """Evaluation modes run for every LLM row: scoring (ours) and/or generation (paper parity)."""
+
+
+def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> PipelineProfile:
+    """The profile's stage configs for a dataset domain; ``backbone`` overrides the profile's LLM."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    finetune = finetune_profile(name, domain)
+    if backbone:
+        finetune = replace(finetune, backbone=backbone)
+    if name == "smoke":
+        return PipelineProfile(
+            name,
+            PretrainConfig(epochs=2, patience=1, progress=False),
+            PromptsConfig(backbone=finetune.backbone, max_eval_rows=8),
+            finetune,
+            EvaluateConfig(
+                backbone=finetune.backbone, max_rows=8, batch_size=4, max_new_tokens=8, device="cpu"
+            ),
+            ("scoring", "generation"),
+        )
+    if name == "quick":
+        return PipelineProfile(
+            name,
+            PretrainConfig(epochs=20, patience=3),
+            PromptsConfig(backbone=finetune.backbone),
+            finetune,
+            EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),
+            ("scoring",),
+        )
+    return PipelineProfile(
+        name,
+        PretrainConfig(),
+        PromptsConfig(backbone=finetune.backbone),
+        finetune,
+        EvaluateConfig(backbone=finetune.backbone, batch_size=16),
+        ("scoring", "generation"),
+    )

@@ -1,0 +1,118 @@
+"""Flow ``reproduce``: the whole DAG, prepare -> pretrain-sr -> prompts -> finetune -> evaluate -> report.
+
+Every step goes through the artifact store, so a rerun on unchanged inputs is a chain of cache
+hits, and ``refresh=["finetune"]`` recomputes just that stage (and whatever then changes below it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from prefect import flow, get_run_logger
+
+from artifacts import ArtifactStore
+from flows.common import SR_ROW_NAMES, check_refresh, llara_row, publish_report_to_ui
+from flows.profiles import pipeline_profile
+from stages.preprocess import PrepareConfig
+from stages.report import ReportConfig
+from tasks.evaluate import evaluate_task, report_task
+from tasks.llm import finetune_task, prompts_task
+from tasks.prepare import prepare_task
+from tasks.pretrain import pretrain_task
+
+
+@flow(name="reproduce")
+def reproduce_flow(
+    source: str = "bundled:movielens-100k",
+    allow_pickle: bool = False,
+    profile: str = "quick",
+    backbone: str | None = None,
+    sr_baselines: list[str] | None = None,
+    llara_sr_models: list[str] | None = None,
+    schedules: list[str] | None = None,
+    seeds: list[int] | None = None,
+    zero_shot: bool = True,
+    refresh: list[str] | None = None,
+    store: str | None = None,
+) -> dict:
+    """Run the full pipeline; returns the ids of every artifact and the report's path.
+
+    source: a data source as for ``llara prepare`` (bundled:movielens-100k, llara-release:DIR, ...).
+    profile: smoke (tiny LLM, CI), quick (SmolLM2 on CPU, ~20 min) or paper (GPU hyperparameters).
+    backbone: override the profile's LLM (smollm2-135m, tiny-random, hf:DIR).
+    sr_baselines: recommenders reported as baseline rows (default: gru4rec, caser, sasrec, morec).
+    llara_sr_models: recommenders whose embeddings feed an LLaRA row (default: sasrec).
+    schedules: schedules to fine-tune (curriculum, direct, two-stage, text=TALLRec, llara-official).
+    seeds: training seeds of the recommenders and of the fine-tuning.
+    refresh: stages to recompute even when cached (prepare, pretrain-sr, materialize-prompts, finetune,
+        evaluate, report).
+    """
+    log = get_run_logger()
+    forced = check_refresh(refresh)
+    sr_baselines = list(sr_baselines if sr_baselines is not None else ["gru4rec", "caser", "sasrec", "morec"])
+    llara_sr_models = list(llara_sr_models if llara_sr_models is not None else ["sasrec"])
+    schedules = list(schedules if schedules is not None else ["curriculum"])
+    seeds = list(seeds if seeds is not None else [0])
+    artifact_store = ArtifactStore(store)
+
+    data_id = prepare_task(
+        PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
+    )
+    dataset = json.loads((artifact_store.get(data_id).path / "dataset.json").read_text())
+    plan = pipeline_profile(profile, dataset["domain"], backbone)
+    log.info(
+        "dataset %s (%s, %d items); profile %s; backbone %s",
+        dataset["name"],
+        dataset["domain"],
+        dataset["n_items"],
+        plan.name,
+        plan.finetune.backbone,
+    )
+
+    results: dict[str, str] = {}
+    embeddings: dict[tuple[str, int], str] = {}
+    for model in dict.fromkeys(sr_baselines + llara_sr_models):
+        for seed in seeds:
+            config = replace(plan.pretrain, model=model, seed=seed)
+            ids = pretrain_task(data_id, config, store, refresh="pretrain-sr" in forced)
+            embeddings[(model, seed)] = ids["embeddings"]
+            if model in sr_baselines:
+                results[f"{SR_ROW_NAMES[model]} seed={seed}"] = ids["model"]
+
+    prompts_id = prompts_task(data_id, plan.prompts, store, refresh="materialize-prompts" in forced)
+    evaluate_refresh = "evaluate" in forced
+    if zero_shot:
+        for mode in plan.eval_modes:
+            config = replace(plan.evaluate, mode=mode, row="zero-shot")
+            results[f"zero-shot {mode}"] = evaluate_task(
+                prompts_id, config, store_root=store, refresh=evaluate_refresh
+            )
+
+    runs = [(sr, s) for s in schedules if s != "text" for sr in llara_sr_models]
+    runs += [(llara_sr_models[0], "text")] if "text" in schedules else []
+    for sr_model, schedule in runs:
+        row = llara_row(sr_model, schedule)
+        for seed in seeds:
+            config = replace(plan.finetune, schedule=schedule, seed=seed)
+            emb_id = embeddings[(sr_model, seed)]
+            model_id = finetune_task(prompts_id, emb_id, config, store, refresh="finetune" in forced)
+            results[f"{row} seed={seed} train"] = model_id
+            for mode in plan.eval_modes:
+                eval_config = replace(plan.evaluate, mode=mode, row=row, seed=seed)
+                results[f"{row} seed={seed} {mode}"] = evaluate_task(
+                    prompts_id, eval_config, model_id, emb_id, store, refresh=evaluate_refresh
+                )
+
+    report_config = ReportConfig(dataset=dataset["name"], backbone=plan.finetune.backbone)
+    report_id = report_task(results, report_config, store, refresh="report" in forced)
+    report = artifact_store.get(report_id)
+    publish_report_to_ui(report)
+    log.info("report: %s", report.path / "report.md")
+    return {
+        "data": data_id,
+        "prompts": prompts_id,
+        "results": results,
+        "report": report_id,
+        "report_path": str(report.path / "report.md"),
+    }

@@ -1,0 +1,301 @@
+"""Stage ``evaluate``: an LLM (zero-shot, TALLRec or LLaRA) on the frozen validation or test prompts.
+
+Inputs: ``{"prompts": <prompts artifact>}`` plus, for a fine-tuned row, ``"model"`` (a ``finetune``
+artifact: adapter, projector, token rows) and ``"embeddings"`` (the item-embedding artifact the model
+was trained with). Without ``"model"`` the plain backbone is evaluated zero-shot; with
+``config.endpoint`` set, an OpenAI-compatible server is asked instead and no model is loaded.
+
+Outputs:
+- ``predictions.parquet``: one row per prompt: ``row_id``, ``user_id``, ``split``, ``prompt_mode``,
+  ``template``, ``candidates``, ``target``, ``target_index``, ``output`` (generated first line; null
+  in scoring mode), ``valid``, ``correct``, ``predicted`` (parsed / argmax item id, null when
+  invalid), ``scores`` / ``mean_scores`` (candidate log-likelihoods, scoring mode) and ``rank`` (0-based
+  rank of the target, scoring mode).
+- ``metrics.parquet``: long-form result rows (``stages.evaluate.aggregate``); ``metrics.json``: the
+  same as a dict with the run's labels.
+
+``evaluate_rows`` is the compute boundary (model, tokenizer, rows, embed_fn) that flows can call
+directly with any model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from stages.errors import DataError
+from stages.evaluate.aggregate import result_rows
+from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
+from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
+from stages.evaluate.matching import MatchRule
+from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict
+from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
+
+NAME = "evaluate"
+Mode = Literal["generation", "scoring"]
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Configuration of one evaluation run."""
+
+    mode: Mode = "generation"
+    """``generation`` (greedy + substring rule, the paper's numbers) or ``scoring`` (candidate likelihood)."""
+    split: Literal["val", "test"] = "test"
+    """Which frozen split of the prompts artifact to evaluate."""
+    prompt_mode: Literal["auto", "hybrid", "text"] = "auto"
+    """Prompt kind; ``auto``: hybrid for a LLaRA model trained with a projector, text otherwise."""
+    template: int = 0
+    """Which of the domain's three templates (fixed at evaluation, as in the public code)."""
+    backbone: str = "smollm2-135m"
+    """Backbone spec; must match the prompts artifact (and the finetune artifact)."""
+    row: str = ""
+    """Result-row name for the report (``LLaRA(SASRec)``, ``TALLRec``, ``zero-shot``...); empty: derived."""
+    seed: int = 0
+    """Label of the training seed this run evaluates (for multi-seed aggregation); also the bootstrap seed."""
+    batch_size: int = 8
+    """Generation: prompts per batch. Scoring: prompts per forward pass is ``max(1, batch_size // 2)``."""
+    max_new_tokens: int = 64
+    """Generation: most new tokens per answer."""
+    continuation_batch_size: int = 80
+    """Scoring: (prompt, candidate) continuations per forward pass against the shared prompt cache."""
+    rule: MatchRule = "paper"
+    """Generation: substring rule (``paper`` for parity, ``longest`` is a labelled non-paper variant)."""
+    max_rows: int | None = None
+    """Evaluate only the first N rows of the split (smoke runs); None: all."""
+    endpoint: str | None = None
+    """OpenAI-compatible endpoint URL for a zero-shot row (off by default); no local model is loaded."""
+    endpoint_model: str = ""
+    """The ``model`` field sent to the endpoint."""
+    device: str = "auto"
+    """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
+
+
+def load_rows(
+    prompts_dir: Path, split: str, prompt_mode: str, template: int = 0, max_rows: int | None = None
+) -> list[EvalRow]:
+    """The frozen evaluation rows of one split / prompt kind / template, in row order."""
+    path = Path(prompts_dir) / "prompts.parquet"
+    if not path.is_file():
+        raise DataError(path, None, "missing from the prompts artifact")
+    table = pq.read_table(path)
+    mask = pc.and_(
+        pc.and_(pc.equal(table["split"], split), pc.equal(table["mode"], prompt_mode)),
+        pc.equal(table["template"], template),
+    )
+    part = table.filter(mask).sort_by("row")
+    if part.num_rows == 0:
+        raise DataError(
+            path, "split", f"no rows for split={split!r}, mode={prompt_mode!r}, template={template}"
+        )
+    if max_rows is not None:
+        part = part.slice(0, max_rows)
+    titles_path = Path(prompts_dir) / "titles.parquet"
+    titles = pq.read_table(titles_path).column("title").to_pylist()
+    rows = []
+    for rec in part.to_pylist():
+        cands = tuple(int(c) for c in rec["candidates"])
+        rows.append(
+            EvalRow(
+                row_id=int(rec["row"]),
+                user_id=int(rec["user_id"]),
+                prompt=rec["prompt"],
+                target_id=int(rec["target"]),
+                candidate_ids=cands,
+                candidate_titles=tuple(titles[c] for c in cands),
+                history_ids=tuple(int(h) for h in rec["history"]),
+                prompt_ids=tuple(int(t) for t in rec["input_ids"][: rec["prompt_length"]]),
+            )
+        )
+    return rows
+
+
+def hybrid_embed_fn(llara_model) -> EmbedFn:
+    """Hybrid prompt embeddings through ``stages.llm.model.LlaraModel.inputs_embeds``.
+
+    Placeholders are matched to items in row-major order, which left padding does not change.
+    """
+
+    def embed(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
+        device = input_ids.device
+        history = torch.tensor([h for r in rows for h in r.history_ids], dtype=torch.long, device=device)
+        cands = torch.tensor([c for r in rows for c in r.candidate_ids], dtype=torch.long, device=device)
+        return llara_model.inputs_embeds(input_ids, history, cands, True)
+
+    return embed
+
+
+@dataclass(frozen=True)
+class EvalOutput:
+    """What one evaluation produced: per-row predictions and summary metrics."""
+
+    predictions: pa.Table
+    metrics: dict
+
+
+def evaluate_rows(
+    model, tokenizer, rows: Sequence[EvalRow], embed_fn: EmbedFn | None, config: EvaluateConfig
+) -> EvalOutput:
+    """Run generation or scoring on ``rows`` with any causal LM; return predictions and metrics."""
+    base = {
+        "row_id": [r.row_id for r in rows],
+        "user_id": [r.user_id for r in rows],
+        "candidates": [list(r.candidate_ids) for r in rows],
+        "target": [r.target_id for r in rows],
+        "target_index": [r.target_index for r in rows],
+    }
+    if config.mode == "generation":
+        gen_config = GenerationConfigEval(
+            batch_size=config.batch_size, max_new_tokens=config.max_new_tokens, rule=config.rule
+        )
+        result = evaluate_generation(model, tokenizer, rows, embed_fn, gen_config, config.seed)
+        return EvalOutput(_generation_table(base, result), result.metrics)
+    if config.mode == "scoring":
+        scoring_config = ScoringConfig(
+            prompt_batch_size=max(1, config.batch_size // 2),
+            continuation_batch_size=config.continuation_batch_size,
+        )
+        scored = evaluate_scoring(model, tokenizer, rows, embed_fn, scoring_config, config.seed)
+        table = dict(base)
+        table.update(
+            output=[None] * len(rows),
+            valid=[True] * len(rows),
+            correct=(scored.rank == 0).tolist(),
+            predicted=scored.predicted.astype(np.int64).tolist(),
+            scores=scored.scores.astype(np.float32).tolist(),
+            mean_scores=scored.mean_scores.astype(np.float32).tolist(),
+            rank=scored.rank.astype(np.int64).tolist(),
+        )
+        return EvalOutput(pa.table(table), scored.metrics)
+    raise ValueError(f"unknown evaluation mode {config.mode!r}")
+
+
+def _generation_table(base: dict, result: GenerationResult) -> pa.Table:
+    table = dict(base)
+    n = len(result.outputs)
+    table.update(
+        output=result.outputs,
+        valid=[m.valid for m in result.matches],
+        correct=[m.correct for m in result.matches],
+        predicted=pa.array([m.item_id for m in result.matches], type=pa.int64()),
+        scores=pa.array([None] * n, type=pa.list_(pa.float32())),
+        mean_scores=pa.array([None] * n, type=pa.list_(pa.float32())),
+        rank=pa.array([None] * n, type=pa.int64()),
+    )
+    return pa.table(table)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
+    """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone."""
+    from safetensors.torch import load_file
+
+    from stages.llm.backbone import load_backbone
+    from stages.llm.model import load_trained
+
+    backbone = load_backbone(config.backbone)
+    device = _device(config.device)
+    if "model" not in inputs or inputs["model"] is None:
+        model = backbone.model.to(device).eval()
+        return model, backbone.tokenizer, None
+    emb_path = Path(inputs["embeddings"]) / "item_embeddings.safetensors"
+    if not emb_path.is_file():
+        raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
+    items = load_file(str(emb_path))["item_embeddings"]
+    llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
+    embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
+    return llara.llm, backbone.tokenizer, embed
+
+
+def finetune_config(model_dir: Path) -> dict:
+    """The finetune run's config: ``summary.json`` keys, overlaid by the artifact manifest's ``config``."""
+    found: dict = {}
+    for name, key in (("summary.json", None), ("manifest.json", "config")):
+        path = Path(model_dir) / name
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise DataError(path, None, f"not valid JSON ({e})") from e
+            found.update((doc.get(key) if key else doc) or {})
+    return found
+
+
+def _prompt_mode(config: EvaluateConfig, inputs: dict[str, Path]) -> str:
+    """Explicit, else hybrid for a model trained with hybrid batches, text for TALLRec / zero-shot."""
+    if config.prompt_mode != "auto":
+        return config.prompt_mode
+    model_dir = inputs.get("model")
+    if model_dir is None or config.endpoint:
+        return "text"
+    return "text" if finetune_config(Path(model_dir)).get("schedule") == "text" else "hybrid"
+
+
+def _row_name(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str) -> str:
+    if config.row:
+        return config.row
+    if config.endpoint:
+        return f"zero-shot ({config.endpoint_model or 'endpoint'})"
+    if inputs.get("model") is None:
+        return "zero-shot"
+    return "LLaRA" if prompt_mode == "hybrid" else "TALLRec"
+
+
+def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+    """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``."""
+    prompts_dir = Path(inputs["prompts"])
+    info_path = prompts_dir / "prompts.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if not config.endpoint and info.get("backbone", config.backbone) != config.backbone:
+        raise DataError(
+            info_path, "backbone", f"prompts built for {info['backbone']!r}, config says {config.backbone!r}"
+        )
+    prompt_mode = _prompt_mode(config, inputs)
+    rows = load_rows(prompts_dir, config.split, prompt_mode, config.template, config.max_rows)
+    if config.endpoint:
+        ep = EndpointConfig(
+            url=config.endpoint, model=config.endpoint_model, max_tokens=config.max_new_tokens
+        )
+        result = evaluate_endpoint(rows, ep, config.rule, config.seed)
+        base = {
+            "row_id": [r.row_id for r in rows],
+            "user_id": [r.user_id for r in rows],
+            "candidates": [list(r.candidate_ids) for r in rows],
+            "target": [r.target_id for r in rows],
+            "target_index": [r.target_index for r in rows],
+        }
+        output = EvalOutput(_generation_table(base, result), result.metrics)
+        mode, backbone = "endpoint", config.endpoint_model or "endpoint"
+    else:
+        model, tokenizer, embed = _load(config, inputs, prompt_mode)
+        output = evaluate_rows(model, tokenizer, rows, embed, config)
+        mode, backbone = config.mode, config.backbone
+    n = output.predictions.num_rows
+    predictions = output.predictions.append_column("split", pa.array([config.split] * n))
+    predictions = predictions.append_column("prompt_mode", pa.array([prompt_mode] * n))
+    predictions = predictions.append_column("template", pa.array([config.template] * n, type=pa.int8()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(predictions, out_dir / "predictions.parquet")
+    row = _row_name(config, inputs, prompt_mode)
+    dataset = str(info.get("dataset") or "unknown")
+    labels = dict(
+        dataset=dataset, row=row, mode=mode, split=config.split, backbone=backbone, seed=config.seed
+    )
+    result_rows(output.metrics, **labels).write_parquet(out_dir / "metrics.parquet")
+    summary = {**labels, "prompt_mode": prompt_mode, "rows": n, "metrics": estimates_dict(output.metrics)}
+    (out_dir / "metrics.json").write_text(json.dumps({**summary, "config": asdict(config)}, indent=2))
+    return summary

@@ -1,0 +1,52 @@
+"""``python -m stages.llm`` (or ``torchrun ... -m stages.llm``): run the finetune stage from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from stages.llm.model import LoraSettings
+from stages.llm.profiles import profile
+from stages.llm.trainer import run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prompts", type=Path, required=True, help="prompts artifact directory")
+    parser.add_argument("--embeddings", type=Path, required=True, help="item-embedding artifact directory")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--profile", default="smoke", help="smoke, quick or paper")
+    parser.add_argument("--domain", default="movie")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override a config field, value as JSON (e.g. --set zero_stage=3)",
+    )
+    args = parser.parse_args(argv)
+    config = profile(args.profile, args.domain)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        parsed = json.loads(value)
+        if key == "lora":
+            parsed = LoraSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in parsed.items()})
+        config = replace(config, **{key: parsed})
+    summary = run(
+        config,
+        {"prompts": args.prompts, "embeddings": args.embeddings},
+        args.out,
+        args.checkpoint_dir,
+        args.resume,
+    )
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

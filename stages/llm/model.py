@@ -1,0 +1,215 @@
+"""The LLaRA model: frozen backbone + LoRA, a projector from SR item embeddings, placeholder replacement.
+
+``build_inputs_embeds`` is the one place where hybrid prompts become input embeddings; training
+and the evaluator both call it (through ``LlaraModel.inputs_embeds``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from stages.llm.backbone import Backbone, SpecialTokenIds
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyperparameters (LLaRA's public values by default)."""
+
+    r: int = 8
+    """Rank of the adapters."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.1
+    """Dropout on the adapter input."""
+    targets: tuple[str, ...] = field(default=LORA_TARGETS)
+    """Names of the linear layers that get adapters."""
+
+
+class Projector(nn.Module):
+    """``Linear(item_dim, d) -> GELU -> Linear(d, d)``: SR item embedding to LLM input embedding."""
+
+    def __init__(self, item_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(item_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:  # (n, item_dim) -> (n, d)
+        return self.net(items)
+
+
+def build_inputs_embeds(
+    embed: nn.Module,
+    projector: nn.Module,
+    item_embeddings: torch.Tensor,
+    tokens: SpecialTokenIds,
+    input_ids: torch.Tensor,
+    history_items: torch.Tensor,
+    candidate_items: torch.Tensor,
+    hybrid: bool,
+) -> torch.Tensor:
+    """Input embeddings of a batch; in hybrid mode placeholders are replaced by projected item embeddings.
+
+    embed: the LLM's input embedding module; item_embeddings: (n_items, item_dim) frozen SR table;
+    input_ids: (B, L); history_items / candidate_items: flat int64 item ids, (n_hist,) / (n_cans,),
+    in row-major order of the ``[HistoryEmb]`` / ``[CansEmb]`` tokens in ``input_ids`` (the k-th token
+    of a kind, counting row by row, gets the k-th item). Returns (B, L, d).
+    In text mode nothing is replaced and the projector is not called (it gets no gradient).
+    """
+    emb = embed(input_ids)  # (B, L, d)
+    if not hybrid:
+        return emb
+    for token, items in ((tokens.history, history_items), (tokens.cans, candidate_items)):
+        mask = input_ids == token  # (B, L)
+        count = int(mask.sum())
+        if count != items.numel():
+            raise ValueError(f"{count} placeholder tokens {token} but {items.numel()} items")
+        if count == 0:
+            continue
+        table = item_embeddings.to(device=emb.device)
+        param = next(projector.parameters())
+        values = projector(table[items.to(emb.device)].to(param.dtype))  # (count, d)
+        emb = emb.masked_scatter(mask.unsqueeze(-1), values.to(emb.dtype))
+    return emb
+
+
+class LlaraModel(nn.Module):
+    """Backbone with LoRA adapters + projector; ``forward`` returns the answer-only causal-LM loss."""
+
+    def __init__(
+        self, llm: PeftModel, projector: Projector, item_embeddings: torch.Tensor, tokens: SpecialTokenIds
+    ) -> None:
+        super().__init__()
+        self.llm = llm
+        self.projector = projector
+        self.register_buffer("item_embeddings", item_embeddings.float(), persistent=False)  # (n_items, 64)
+        self.tokens = tokens
+
+    def inputs_embeds(
+        self,
+        input_ids: torch.Tensor,
+        history_items: torch.Tensor,
+        candidate_items: torch.Tensor,
+        hybrid: bool,
+    ) -> torch.Tensor:
+        """(B, L, d) input embeddings (see ``build_inputs_embeds``)."""
+        return build_inputs_embeds(
+            self.llm.get_input_embeddings(),
+            self.projector,
+            self.item_embeddings,
+            self.tokens,
+            input_ids,
+            history_items,
+            candidate_items,
+            hybrid,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        history_items: torch.Tensor,
+        candidate_items: torch.Tensor,
+        hybrid: bool,
+    ) -> torch.Tensor:
+        """Mean cross-entropy over answer tokens (labels != -100). input_ids/attention_mask/labels: (B, L)."""
+        emb = self.inputs_embeds(input_ids, history_items, candidate_items, hybrid)
+        out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, use_cache=False)
+        return out.loss
+
+    def logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        history_items: torch.Tensor,
+        candidate_items: torch.Tensor,
+        hybrid: bool,
+    ) -> torch.Tensor:
+        """(B, L, vocab) next-token logits."""
+        emb = self.inputs_embeds(input_ids, history_items, candidate_items, hybrid)
+        return self.llm(inputs_embeds=emb, attention_mask=attention_mask, use_cache=False).logits
+
+
+def build_llara_model(
+    backbone: Backbone,
+    item_embeddings: torch.Tensor,
+    lora: LoraSettings = LoraSettings(),
+    seed: int = 0,
+    gradient_checkpointing: bool = False,
+) -> LlaraModel:
+    """Wrap a loaded backbone with fresh LoRA adapters and a fresh fp32 projector (seeded)."""
+    torch.manual_seed(seed)
+    model = backbone.model
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.targets),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    llm = get_peft_model(model, config)
+    projector = Projector(item_embeddings.shape[1], backbone.hidden_size).float()
+    return LlaraModel(llm, projector, item_embeddings, backbone.tokens)
+
+
+def token_rows(model: LlaraModel) -> dict[str, torch.Tensor]:
+    """The input-embedding rows of the four special tokens, (4, d), with their ids."""
+    tokens = model.tokens
+    ids = torch.tensor([tokens.ph, tokens.history, tokens.cans, tokens.item])
+    weight = model.llm.get_input_embeddings().weight
+    return {"ids": ids, "rows": weight.detach()[ids].float().cpu().contiguous()}
+
+
+def save_trained(
+    model: LlaraModel,
+    out_dir: Path,
+    state: dict[str, torch.Tensor] | None = None,
+    rows: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write adapter (peft ``save_pretrained``), projector and special-token rows into ``out_dir``.
+
+    ``state`` / ``rows`` optionally give full (gathered) trainable tensors by parameter name and the
+    special-token rows (``token_rows``), for ZeRO-3 where the module holds only partitions.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    named = (
+        state
+        if state is not None
+        else {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    )
+    lora_state = {n[len("llm.") :]: t.cpu() for n, t in named.items() if n.startswith("llm.")}
+    # the resized embedding is frozen: its 4 new rows go to TOKEN_ROWS_FILE, not a full vocab copy
+    model.llm.save_pretrained(
+        out_dir / ADAPTER_DIR, state_dict=lora_state or None, save_embedding_layers=False
+    )
+    projector = {
+        n[len("projector.") :]: t.float().cpu().contiguous()
+        for n, t in named.items()
+        if n.startswith("projector.")
+    }
+    save_file(projector, str(out_dir / PROJECTOR_FILE))
+    save_file(rows if rows is not None else token_rows(model), str(out_dir / TOKEN_ROWS_FILE))
+
+
+def load_trained(backbone: Backbone, item_embeddings: torch.Tensor, trained_dir: Path) -> LlaraModel:
+    """Rebuild a trained LLaRA model from ``save_trained`` output on top of a freshly loaded backbone."""
+    rows = load_file(str(trained_dir / TOKEN_ROWS_FILE))
+    with torch.no_grad():
+        weight = backbone.model.get_input_embeddings().weight  # (vocab, d)
+        weight[rows["ids"]] = rows["rows"].to(weight.dtype)
+    llm = PeftModel.from_pretrained(backbone.model, str(trained_dir / ADAPTER_DIR), is_trainable=False)
+    projector_state = load_file(str(trained_dir / PROJECTOR_FILE))
+    projector = Projector(item_embeddings.shape[1], backbone.hidden_size).float()
+    projector.load_state_dict(projector_state)
+    return LlaraModel(llm, projector, item_embeddings, backbone.tokens).eval()

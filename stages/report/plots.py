@@ -1,0 +1,116 @@
+"""Report figures (matplotlib, Agg backend): HR@1 with CIs vs published values, loss, hybrid fraction.
+
+Every figure's title names the dataset(s), split(s), rows, seeds and backbone(s) it shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from stages.report.published import SOURCE_LABELS, SOURCES  # noqa: E402
+
+SOURCE_MARKERS = {"paper_table2": "D", "repo_readme_2024_07": "s", "reproduction_report": "^"}
+
+
+def _join(values) -> str:
+    vals = sorted({p.strip() for v in values if v is not None for p in str(v).split(",") if p.strip()})
+    return ", ".join(vals) if vals else "n/a"
+
+
+def caption(datasets, splits, rows, seeds, backbones) -> str:
+    return (
+        f"dataset: {_join(datasets)} | split: {_join(splits)} | rows: {_join(rows)}\n"
+        f"seeds: {_join(seeds)} | backbone: {_join(backbones)}"
+    )
+
+
+def plot_hr1(table: pl.DataFrame, path: Path, metric: str = "hr@1") -> Path:
+    """One panel per dataset: our ``metric`` per row (bar, 95 % CI error bar) and published HR@1 markers.
+
+    ``table``: the report table (``dataset``, ``row``, ``mode``, ``metric``, ``mean``, ``ci_low``,
+    ``ci_high``, ``seeds``, ``seed_list``, ``split``, ``backbone``, ``hr1_<source>`` columns).
+    """
+    part = table.filter(pl.col("metric") == metric)
+    datasets = part["dataset"].unique(maintain_order=True).to_list() or ["n/a"]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(13, 3.8 * len(datasets)), squeeze=False)
+    for ax, dataset in zip(axes[:, 0], datasets, strict=True):
+        rows = part.filter(pl.col("dataset") == dataset)
+        labels = [f"{r}\n[{m}]" for r, m in zip(rows["row"], rows["mode"], strict=True)]
+        x = np.arange(len(labels))
+        mean = rows["mean"].to_numpy()
+        err = np.vstack([mean - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - mean])
+        ax.bar(x, mean, color="#4C72B0", alpha=0.8, label=f"ours: {metric} (95 % bootstrap CI)")
+        ax.errorbar(x, mean, yerr=np.clip(err, 0, None), fmt="none", ecolor="black", capsize=4)
+        for source in SOURCES:
+            col = f"hr1_{source}"
+            if col in rows.columns and rows[col].drop_nulls().len() > 0:
+                ax.scatter(
+                    x,
+                    rows[col].to_numpy(),
+                    marker=SOURCE_MARKERS[source],
+                    s=45,
+                    zorder=3,
+                    label=f"published HR@1: {SOURCE_LABELS[source]}",
+                )
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, max(0.6, float(np.nanmax(np.append(rows["ci_high"].to_numpy(), 0))) + 0.05))
+        ax.set_title(
+            f"{metric} vs published — "
+            + caption([dataset], rows["split"], rows["row"], rows["seed_list"], rows["backbone"]),
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training(
+    logs: dict[str, pl.DataFrame], path: Path, column: str, ylabel: str, info: dict[str, str], smooth: int = 1
+) -> Path:
+    """``column`` over optimizer steps, one line per run (train_log.parquet: step, loss, hybrid ...).
+
+    ``info`` gives the caption's dataset, split, seeds and backbone; ``smooth`` is a moving-average
+    window in steps (1: raw).
+    """
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, log in logs.items():
+        if column not in log.columns or log.height == 0:
+            continue
+        y = log[column].cast(pl.Float64).to_numpy()
+        if smooth > 1 and len(y) >= smooth:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+            steps = log["step"].to_numpy()[smooth - 1 :]
+        else:
+            steps = log["step"].to_numpy()
+        ax.plot(steps, y, label=label, lw=1.2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(
+        f"{ylabel} — "
+        + caption(
+            [info.get("dataset")],
+            [info.get("split", "train")],
+            logs.keys(),
+            [info.get("seeds")],
+            [info.get("backbone")],
+        ),
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    if logs:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,16 @@
+"""Stage 1: LLaRA's sequential recommenders (SASRec, GRU4Rec, Caser, MoRec).
+
+Three stages live here, each a module with ``NAME``, a config dataclass and ``run``:
+
+- ``stages.seqrec.pretrain`` (``pretrain``): train + evaluate one recommender;
+- ``stages.seqrec.export`` (``export-embeddings``): the frozen item-embedding table for stage 2;
+- ``stages.seqrec.text_embeddings`` (``text-embeddings``): MiniLM title vectors for MoRec.
+
+The package itself re-exports the ``pretrain`` stage, so ``stages.seqrec`` can be used as a stage.
+``stages.seqrec.table.run_table`` trains models x seeds and writes the comparison table.
+"""
+
+from stages.seqrec import export, pretrain, text_embeddings
+from stages.seqrec.pretrain import NAME, PretrainConfig, load_model, run
+
+__all__ = ["NAME", "PretrainConfig", "run", "load_model", "pretrain", "export", "text_embeddings"]

@@ -1,0 +1,68 @@
+"""Evaluation and report tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from artifacts import Artifact, ArtifactStore
+from stages import evaluate as evaluate_stage
+from stages import report as report_stage
+from tasks.common import open_store, run_stage
+
+
+def evaluate(
+    prompt_set: Artifact,
+    config: evaluate_stage.EvaluateConfig,
+    store: ArtifactStore,
+    model: Artifact | None = None,
+    embeddings: Artifact | None = None,
+    refresh: bool = False,
+) -> Artifact:
+    """Evaluate a fine-tuned model, or the backbone zero-shot when ``model`` is None."""
+    inputs = {"prompts": prompt_set}
+    if model is not None:
+        inputs["model"] = model
+    if embeddings is not None:
+        inputs["embeddings"] = embeddings
+    artifact, _ = run_stage(evaluate_stage, config, inputs, store, refresh=refresh)
+    return artifact
+
+
+def report(
+    results: dict[str, Artifact],
+    config: report_stage.ReportConfig,
+    store: ArtifactStore,
+    refresh: bool = False,
+) -> Artifact:
+    """``results`` maps a role name to an evaluate, pretrain or finetune artifact."""
+    artifact, _ = run_stage(report_stage, config, results, store, refresh=refresh)
+    return artifact
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate {config.row} {config.mode}")
+def evaluate_task(
+    prompts_id: str,
+    config: evaluate_stage.EvaluateConfig,
+    model_id: str | None = None,
+    embeddings_id: str | None = None,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+) -> str:
+    store = open_store(store_root)
+    model = store.get(model_id) if model_id else None
+    embeddings = store.get(embeddings_id) if embeddings_id else None
+    return evaluate(store.get(prompts_id), config, store, model, embeddings, refresh).id
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(
+    result_ids: dict[str, str],
+    config: report_stage.ReportConfig,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+) -> str:
+    store = open_store(store_root)
+    return report({role: store.get(i) for role, i in result_ids.items()}, config, store, refresh).id

@@ -1,0 +1,52 @@
+"""Stage 2 tasks: prompt materialization and LLM fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from artifacts import Artifact, ArtifactStore
+from stages.llm import prompts, trainer
+from tasks.common import open_store, run_stage
+
+
+def materialize_prompts(
+    data: Artifact, config: prompts.PromptsConfig, store: ArtifactStore, refresh: bool = False
+) -> Artifact:
+    artifact, _ = run_stage(prompts, config, {"dataset": data}, store, refresh=refresh)
+    return artifact
+
+
+def finetune(
+    prompt_set: Artifact,
+    embeddings: Artifact,
+    config: trainer.FinetuneConfig,
+    store: ArtifactStore,
+    refresh: bool = False,
+) -> Artifact:
+    """Fine-tune (resuming a killed run of the same id from its last checkpoint)."""
+    inputs = {"prompts": prompt_set, "embeddings": embeddings}
+    artifact, _ = run_stage(trainer, config, inputs, store, refresh=refresh, resumable=True)
+    return artifact
+
+
+@task(name="materialize-prompts", cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
+def prompts_task(
+    data_id: str, config: prompts.PromptsConfig, store_root: str | Path | None = None, refresh: bool = False
+) -> str:
+    store = open_store(store_root)
+    return materialize_prompts(store.get(data_id), config, store, refresh).id
+
+
+@task(name="finetune", cache_policy=NO_CACHE, task_run_name="finetune {config.schedule} seed={config.seed}")
+def finetune_task(
+    prompts_id: str,
+    embeddings_id: str,
+    config: trainer.FinetuneConfig,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+) -> str:
+    store = open_store(store_root)
+    return finetune(store.get(prompts_id), store.get(embeddings_id), config, store, refresh).id

@@ -1,0 +1,211 @@
+"""Integration test against a real Prefect server, deployments from prefect.yaml and a process worker.
+
+Runs are triggered exactly as the UI does (POST /api/deployments/{id}/create_flow_run).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from artifacts import ArtifactStore
+from flows.serve import ServeConfig, deploy_all, prefect_env, start_server, start_worker, stop
+
+pytestmark = pytest.mark.slow
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_movielens(directory: Path) -> str:
+    """ml100k-format data: 200 users with 12-20 ratings each over 80 items."""
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True)
+    lines = []
+    for user in range(1, 201):
+        start = rng.integers(880_000_000, 890_000_000)
+        items = rng.choice(80, size=int(rng.integers(12, 21)), replace=False) + 1
+        lines += [f"{user}\t{item}\t4\t{start + 60 * k}" for k, item in enumerate(items)]
+    (directory / "u.data").write_text("\n".join(lines) + "\n")
+    titles = [
+        f"{i}|Film number {i} (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 19) for i in range(1, 81)
+    ]
+    (directory / "u.item").write_text("\n".join(titles) + "\n", encoding="latin-1")
+    return f"ml100k:{directory}"
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(base_url=url, timeout=30)
+
+    def deployment(self, flow: str, name: str) -> dict:
+        response = self.client.get(f"/deployments/name/{flow}/{name}")
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, deployment_id: str, parameters: dict) -> str:
+        response = self.client.post(
+            f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}
+        )
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def state(self, run_id: str) -> dict:
+        for _ in range(20):  # the server may be restarting
+            try:
+                response = self.client.get(f"/flow_runs/{run_id}")
+                response.raise_for_status()
+                return response.json()["state"]
+            except httpx.HTTPError:
+                time.sleep(1)
+        raise AssertionError("server unreachable")
+
+    def wait(self, run_id: str, timeout: float = 900, until: set[str] = TERMINAL) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state(run_id)
+            if state["type"] in until:
+                return state
+            time.sleep(1)
+        raise AssertionError(f"flow run {run_id} still {state['type']} after {timeout} s")
+
+    def logs(self, run_id: str) -> str:
+        messages, offset = [], 0
+        while True:
+            response = self.client.post(
+                "/logs/filter",
+                json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": offset},
+            )
+            response.raise_for_status()
+            page = [entry["message"] for entry in response.json()]
+            messages += page
+            offset += len(page)
+            if len(page) < 200:
+                return "\n".join(messages)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    config = ServeConfig(port=free_port(), prefect_home=root / "prefect", store=root / "store")
+    env = prefect_env(config) | {
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    server = start_server(config, env)
+    deploy_all(env)
+    worker = start_worker(env, root / "worker.log")
+    handle = {"config": config, "env": env, "server": server, "root": root, "api": Api(config.api_url)}
+    yield handle
+    stop(worker, "worker")
+    stop(handle["server"], "server")
+
+
+def smoke_parameters(source: str, store: Path, **extra) -> dict:
+    return {
+        "source": source,
+        "profile": "smoke",
+        "sr_baselines": ["sasrec"],
+        "llara_sr_models": ["sasrec"],
+        "schedules": ["curriculum"],
+        "store": str(store),
+        **extra,
+    }
+
+
+def test_ui_trigger_cache_hits_refresh_and_nightly_schedule(served):
+    api, store = served["api"], served["root"] / "store"
+    source = tiny_movielens(served["root"] / "raw")
+    reproduce = api.deployment("reproduce", "llara-reproduce")
+
+    first = api.trigger(reproduce["id"], smoke_parameters(source, store))
+    state = api.wait(first)
+    assert state["type"] == "COMPLETED", (state, api.logs(first)[-3000:])
+    logs = api.logs(first)
+    assert "computing prepare" in logs and "computing finetune" in logs and "computing report" in logs
+
+    second = api.trigger(reproduce["id"], smoke_parameters(source, store))
+    assert api.wait(second)["type"] == "COMPLETED"
+    logs = api.logs(second)
+    assert "computing" not in logs
+    for stage in ("prepare", "pretrain", "export-embeddings", "prompts", "finetune", "evaluate", "report"):
+        assert f"cache hit: {stage} artifact" in logs, stage
+
+    third = api.trigger(reproduce["id"], smoke_parameters(source, store, refresh=["finetune"]))
+    assert api.wait(third)["type"] == "COMPLETED"
+    computed = {line.split()[1] for line in api.logs(third).splitlines() if line.startswith("computing ")}
+    assert computed == {"finetune"}  # same config, same bytes downstream ids: only the forced stage reran
+    assert all(
+        not problems
+        for problems in (ArtifactStore(store).problems(a.id, full=True) for a in ArtifactStore(store))
+    )
+
+    nightly = api.deployment("reproduce", "llara-nightly")
+    deadline, scheduled = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not scheduled:
+        response = api.client.post(
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "deployment_id": {"any_": [nightly["id"]]},
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                }
+            },
+        )
+        scheduled = response.json()
+        time.sleep(2)
+    assert scheduled, "the scheduler created no nightly runs"
+    for run in scheduled:
+        start = datetime.fromisoformat(run["expected_start_time"])
+        assert (start.utcoffset().total_seconds(), start.hour, start.minute) == (0, 3, 0)
+
+
+def test_failed_stage_then_fixed_rerun_reuses_upstream(served):
+    api, store = served["api"], served["root"] / "store-fail"
+    source = tiny_movielens(served["root"] / "raw-fail")
+    reproduce = api.deployment("reproduce", "llara-reproduce")
+    broken = api.trigger(
+        reproduce["id"], smoke_parameters(source, store, backbone=f"hf:{served['root']}/no-such-model")
+    )
+    state = api.wait(broken)
+    assert state["type"] == "FAILED"
+    assert "no-such-model" in api.logs(broken)
+    fixed = api.trigger(reproduce["id"], smoke_parameters(source, store))
+    assert api.wait(fixed)["type"] == "COMPLETED"
+    logs = api.logs(fixed)
+    assert "cache hit: prepare" in logs and "cache hit: pretrain" in logs and "computing prompts" in logs
+
+
+def test_two_concurrent_runs_compute_once(served):
+    api, store = served["api"], served["root"] / "store-twice"
+    source = tiny_movielens(served["root"] / "raw-twice")
+    prepare = api.deployment("prepare", "llara-prepare")
+    params = {"source": source, "store": str(store)}
+    runs = [api.trigger(prepare["id"], params), api.trigger(prepare["id"], params)]
+    assert [api.wait(r)["type"] for r in runs] == ["COMPLETED", "COMPLETED"]
+    logs = [api.logs(r) for r in runs]
+    assert sum("computing prepare" in text for text in logs) == 1
+    artifacts = list(ArtifactStore(store))
+    assert len(artifacts) == 1 and ArtifactStore(store).problems(artifacts[0].id, full=True) == []
+
+
+def test_worker_survives_a_server_restart(served):
+    api, store = served["api"], served["root"] / "store-restart"
+    source = tiny_movielens(served["root"] / "raw-restart")
+    reproduce = api.deployment("reproduce", "llara-reproduce")
+    run = api.trigger(reproduce["id"], smoke_parameters(source, store))
+    api.wait(run, until={"RUNNING"} | TERMINAL)
+    stop(served["server"], "server")
+    served["server"] = start_server(served["config"], served["env"])
+    state = api.wait(run)
+    assert state["type"] == "COMPLETED", state

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stages.evaluate.rows import identity_embed_fn
+from stages.evaluate.scoring import ScoringConfig, answer_token_ids, evaluate_scoring, score_candidates
+
+
+def brute_force(model, tokenizer, row, config: ScoringConfig, embed_fn) -> np.ndarray:
+    """One full forward pass of prompt + answer per candidate, no padding, no cache."""
+    prompt = tokenizer(row.prompt, add_special_tokens=config.add_special_tokens)["input_ids"]
+    out = []
+    for title in row.candidate_titles:
+        answer = answer_token_ids(tokenizer, title, config)
+        ids = torch.tensor([prompt + answer])
+        logits = model(inputs_embeds=embed_fn(ids, [row])).logits[0]  # (T, V)
+        logp = torch.log_softmax(logits.double(), -1)
+        positions = range(len(prompt) - 1, len(prompt) + len(answer) - 1)
+        out.append(sum(float(logp[p, t]) for p, t in zip(positions, answer, strict=True)))
+    return np.array(out)
+
+
+def test_cached_scores_equal_brute_force(model, tokenizer, rows_factory) -> None:
+    rows = rows_factory(5)
+    config = ScoringConfig(prompt_batch_size=3, continuation_batch_size=7)  # ragged chunks across prompts
+    embed = identity_embed_fn(model)
+    sums, means = score_candidates(model, tokenizer, rows, embed, config)
+    assert sums.shape == (5, 20) and np.isfinite(sums).all() and (sums < 0).all()
+    with torch.no_grad():
+        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
+    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
+    lengths = np.array(
+        [[len(answer_token_ids(tokenizer, t, config)) for t in r.candidate_titles] for r in rows]
+    )
+    np.testing.assert_allclose(means, sums / lengths)
+
+
+def test_custom_embed_fn_is_used_for_the_prompt(model, tokenizer, rows_factory) -> None:
+    """A hybrid-style embed_fn (perturbs placeholder positions) changes scores exactly as brute force."""
+    table = model.get_input_embeddings()
+    special = tokenizer.convert_tokens_to_ids("[CansEmb]")
+
+    def embed(ids, rows):
+        x = table(ids)
+        return x + (ids == special).unsqueeze(-1).float() * 0.5
+
+    rows = rows_factory(2)
+    config = ScoringConfig(prompt_batch_size=2)
+    sums, _ = score_candidates(model, tokenizer, rows, embed, config)
+    plain, _ = score_candidates(model, tokenizer, rows, None, config)
+    assert not np.allclose(sums, plain)
+    with torch.no_grad():
+        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
+    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_size_does_not_change_scores(model, tokenizer, rows_factory) -> None:
+    rows = rows_factory(4)
+    a, _ = score_candidates(model, tokenizer, rows, None, ScoringConfig(prompt_batch_size=1))
+    b, _ = score_candidates(
+        model, tokenizer, rows, None, ScoringConfig(prompt_batch_size=4, continuation_batch_size=80)
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_scoring_metrics(model, tokenizer, rows_factory) -> None:
+    rows = rows_factory(6)
+    result = evaluate_scoring(model, tokenizer, rows, config=ScoringConfig(prompt_batch_size=3))
+    assert result.metrics["valid_ratio"].mean == 1.0
+    assert set(result.metrics) == {"valid_ratio", "hr@1", "hr@5", "ndcg@5"}
+    hits = np.array(
+        [rows[i].candidate_ids[int(np.argmax(result.scores[i]))] == rows[i].target_id for i in range(6)]
+    )
+    assert result.metrics["hr@1"].mean == hits.mean()
+    assert result.predicted.tolist() == [
+        r.candidate_ids[int(np.argmax(s))] for r, s in zip(rows, result.scores, strict=True)
+    ]
+    assert ((result.rank >= 0) & (result.rank < 20)).all()
+
+
+def test_answer_tokens_match_the_trainers_joint_tokenization(tokenizer, rows_factory) -> None:
+    """Prompt tokens + separately tokenized answer == tokenizing prompt + " title\\n" together (+ EOS)."""
+    config = ScoringConfig()
+    for row in rows_factory(3):
+        prompt = tokenizer(row.prompt)["input_ids"]
+        for title in row.candidate_titles:
+            joint = tokenizer(row.prompt + " " + title + "\n")["input_ids"] + [tokenizer.eos_token_id]
+            assert prompt + answer_token_ids(tokenizer, title, config) == joint
+
+
+def test_stored_prompt_ids_and_peft_wrapper(model, tokenizer, rows_factory) -> None:
+    """Rows carrying prompt_ids score like rows carrying text; a PEFT-wrapped model works the same."""
+    import dataclasses
+
+    from peft import LoraConfig, get_peft_model
+
+    rows = rows_factory(3)
+    with_ids = [dataclasses.replace(r, prompt_ids=tuple(tokenizer(r.prompt)["input_ids"])) for r in rows]
+    a, _ = score_candidates(model, tokenizer, rows)
+    b, _ = score_candidates(model, tokenizer, with_ids)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    peft = get_peft_model(
+        copy_model(model),
+        LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    c, _ = score_candidates(peft, tokenizer, with_ids)  # fresh LoRA (B = 0) leaves the function unchanged
+    np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+
+
+def copy_model(model):
+    import copy
+
+    return copy.deepcopy(model)

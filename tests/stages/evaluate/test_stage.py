@@ -1,0 +1,160 @@
+"""The evaluate stage end to end on a tiny prompts artifact built by stages.llm (tiny-random backbone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from stages.evaluate import EvaluateConfig, load_rows, run
+from stages.evaluate.scoring import ScoringConfig, answer_token_ids
+
+pytest.importorskip("stages.llm.prompts")
+
+N_ITEMS = 30
+
+
+def make_dataset(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    words = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark"]
+    titles = [f"{words[i % 10].title()} {words[(i * 3 + 1) % 10]} {i}" for i in range(N_ITEMS)]
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": pa.array(range(N_ITEMS), pa.int32()),
+                "title": titles,
+                "raw_id": [str(i) for i in range(N_ITEMS)],
+            }
+        ),
+        root / "items.parquet",
+    )
+    rows: dict[str, list] = {"split": [], "user_id": [], "history": [], "target": [], "candidates": []}
+    for user, split in enumerate(["train"] * 2 + ["val"] * 2 + ["test"] * 4):
+        seq = rng.choice(N_ITEMS, size=8, replace=False).tolist()
+        history, target = seq[:-1], seq[-1]
+        pool = [i for i in range(N_ITEMS) if i not in seq]
+        cands = None
+        if split != "train":
+            cands = rng.choice(pool, size=19, replace=False).tolist() + [target]
+            rng.shuffle(cands)
+        for key, value in zip(rows, (split, user, history, target, cands), strict=True):
+            rows[key].append(value)
+    schema = pa.schema(
+        [
+            ("split", pa.string()),
+            ("user_id", pa.int32()),
+            ("history", pa.list_(pa.int32())),
+            ("target", pa.int32()),
+            ("candidates", pa.list_(pa.int32())),
+        ]
+    )
+    pq.write_table(pa.table(rows, schema=schema), root / "examples.parquet")
+    meta = {
+        "name": "tiny",
+        "domain": "movie",
+        "n_items": N_ITEMS,
+        "n_users": 8,
+        "splits": {},
+        "seed": 0,
+        "title_mode": "clean",
+        "candidates_sha256": "x",
+    }
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from stages.llm import prompts
+    from stages.llm.backbone import load_backbone
+    from stages.llm.model import build_llara_model, save_trained
+
+    root = tmp_path_factory.mktemp("eval_stage")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLARA_BACKBONE_CACHE", str(root / "cache"))
+        (root / "prompts").mkdir()
+        prompts.run(
+            prompts.PromptsConfig(backbone="tiny-random"),
+            {"dataset": make_dataset(root / "dataset")},
+            root / "prompts",
+        )
+        (root / "emb").mkdir()
+        items = torch.randn(N_ITEMS, 64, generator=torch.Generator().manual_seed(0))
+        save_file({"item_embeddings": items}, str(root / "emb" / "item_embeddings.safetensors"))
+        llara = build_llara_model(load_backbone("tiny-random"), items)
+        save_trained(llara, root / "model")
+        (root / "model" / "summary.json").write_text(json.dumps({"schedule": "curriculum"}))
+    return {
+        "prompts": root / "prompts",
+        "embeddings": root / "emb",
+        "model": root / "model",
+        "cache": root / "cache",
+    }
+
+
+@pytest.fixture(autouse=True)
+def _cache(artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLARA_BACKBONE_CACHE", str(artifacts["cache"]))
+
+
+def test_zero_shot_generation_writes_predictions_and_metrics(artifacts, tmp_path: Path) -> None:
+    config = EvaluateConfig(mode="generation", backbone="tiny-random", max_new_tokens=4)
+    summary = run(config, {"prompts": artifacts["prompts"]}, tmp_path)
+    assert summary["row"] == "zero-shot" and summary["prompt_mode"] == "text" and summary["rows"] == 4
+    preds = pq.read_table(tmp_path / "predictions.parquet").to_pylist()
+    assert [p["user_id"] for p in preds] == [4, 5, 6, 7]
+    assert all(p["split"] == "test" and p["rank"] is None and isinstance(p["output"], str) for p in preds)
+    metrics = pl.read_parquet(tmp_path / "metrics.parquet")
+    assert set(metrics["metric"]) == {"valid_ratio", "hr@1", "hr@1|valid"}
+    assert (
+        metrics["dataset"].unique().to_list() == ["tiny"]
+        and (metrics.filter(pl.col("metric") == "hr@1")["n"] == 4).all()
+    )
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["mode"] == "generation"
+
+
+def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifacts, tmp_path: Path) -> None:
+    from stages.llm.backbone import load_backbone
+    from stages.llm.model import load_trained
+
+    config = EvaluateConfig(
+        mode="scoring", split="val", backbone="tiny-random", row="LLaRA(SASRec)", batch_size=2
+    )
+    inputs = {k: artifacts[k] for k in ("prompts", "model", "embeddings")}
+    summary = run(config, inputs, tmp_path)
+    assert summary["prompt_mode"] == "hybrid" and summary["row"] == "LLaRA(SASRec)"
+    preds = pq.read_table(tmp_path / "predictions.parquet").to_pylist()
+    assert len(preds) == 2 and all(len(p["scores"]) == 20 and 0 <= p["rank"] < 20 for p in preds)
+    metrics = pl.read_parquet(tmp_path / "metrics.parquet")
+    assert set(metrics["metric"]) == {"valid_ratio", "hr@1", "hr@5", "ndcg@5"}
+
+    # The target's score equals the trained model's own loss-style log-likelihood on prompts.parquet's tokens.
+    backbone = load_backbone("tiny-random")
+    llara = load_trained(
+        backbone,
+        load_file(str(artifacts["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"],
+        artifacts["model"],
+    )
+    table = pq.read_table(artifacts["prompts"] / "prompts.parquet").to_pylist()
+    stored = [r for r in table if r["split"] == "val" and r["mode"] == "hybrid" and r["template"] == 0]
+    rows = load_rows(artifacts["prompts"], "val", "hybrid")
+    for rec, row, pred in zip(stored, rows, preds, strict=True):
+        ids, n = rec["input_ids"], rec["prompt_length"]
+        target_title = row.candidate_titles[row.target_index]
+        assert ids[n:] == answer_token_ids(backbone.tokenizer, target_title, ScoringConfig())
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            logits = llara.logits(
+                x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
+            )
+        logp = torch.log_softmax(logits[0].double(), -1)
+        expected = sum(float(logp[p - 1, ids[p]]) for p in range(n, len(ids)))
+        assert pred["scores"][row.target_index] == pytest.approx(expected, abs=1e-3)

@@ -1,0 +1,160 @@
+"""The finetune stage under DeepSpeed on CPU: ZeRO-2/3, kill -9 + resume, 2 processes (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stages.llm.backbone import load_backbone
+from stages.llm.data import PromptData
+from stages.llm.model import load_trained
+
+REPO = Path(__file__).resolve().parents[3]
+NO_DROPOUT = 'lora={"dropout": 0.0}'
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(
+        os.environ,
+        LLARA_BACKBONE_CACHE=str(cache),
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS="1",
+        DS_ACCELERATOR="cpu",
+        PYTHONUNBUFFERED="1",
+    )
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def _args(inputs: dict[str, Path], out: Path, *sets: str, checkpoints: Path | None = None) -> list[str]:
+    args = [
+        "-m",
+        "stages.llm",
+        "--profile",
+        "smoke",
+        "--prompts",
+        str(inputs["prompts"]),
+        "--embeddings",
+        str(inputs["embeddings"]),
+        "--out",
+        str(out),
+    ]
+    if checkpoints is not None:
+        args += ["--checkpoint-dir", str(checkpoints), "--resume"]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+def _train(
+    inputs: dict[str, Path],
+    cache: Path,
+    out: Path,
+    *sets: str,
+    checkpoints: Path | None = None,
+    launcher: list[str] | None = None,
+) -> list[float]:
+    command = (launcher or [sys.executable]) + _args(inputs, out, *sets, checkpoints=checkpoints)
+    proc = subprocess.Popen(
+        command,
+        env=_env(cache),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a timeout kills the launcher and its workers together
+    )
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_zero_stage_runs_on_cpu_and_output_loads(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path, stage: int
+) -> None:
+    out = tmp_path / "out"
+    losses = _train(llm_inputs, backbone_cache, out, f"zero_stage={stage}", "max_steps=4")
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["val_loss"] is not None
+    projector = load_file(str(out / "projector.safetensors"))
+    assert projector["net.0.weight"].shape == (64, 64)
+    items = load_file(str(llm_inputs["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"]
+    backbone = load_backbone("tiny-random")
+    model = load_trained(backbone, items, out)
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # trained, not the zero init
+    batch = PromptData(llm_inputs["prompts"], backbone.tokenizer).eval_batches("val", True, 2)[0]
+    with torch.no_grad():
+        logits = model.logits(
+            batch.input_ids, batch.attention_mask, batch.history_items, batch.candidate_items, True
+        )
+    assert torch.isfinite(logits).all()
+
+
+def test_kill_and_resume_reproduces_the_loss_curve(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    sets = ("max_steps=8", "checkpoint_every=2", 'lora={"dropout": 0.1}')
+    reference = _train(llm_inputs, backbone_cache, tmp_path / "ref", *sets, checkpoints=tmp_path / "ref-ckpt")
+    checkpoints = tmp_path / "ckpt"
+    command = [sys.executable] + _args(llm_inputs, tmp_path / "out", *sets, checkpoints=checkpoints)
+    proc = subprocess.Popen(
+        command,
+        env=_env(backbone_cache),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 5 "):  # the checkpoint after step 4 is complete
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "out" / "summary.json").exists()
+    resumed = _train(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints)
+    assert len(resumed) == len(reference) == 8
+    assert resumed == pytest.approx(reference, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_process_zero3_matches_one_process(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    common = ("zero_stage=3", "max_steps=3", "micro_batch=2", NO_DROPOUT)
+    one = _train(llm_inputs, backbone_cache, tmp_path / "one", *common, "grad_accum=2")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+    ]
+    two = _train(llm_inputs, backbone_cache, tmp_path / "two", *common, "grad_accum=1", launcher=torchrun)
+    assert two == pytest.approx(one, rel=1e-4, abs=1e-5)
