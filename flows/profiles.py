@@ -55,7 +55,7 @@ def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> Pip
     if name == "quick":
         return PipelineProfile(
             name,
-            PretrainConfig(epochs=20, patience=3),
+            PretrainConfig(epochs=12, patience=3),
             PromptsConfig(backbone=finetune.backbone),
             finetune,
             EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),

@@ -92,6 +92,19 @@ class LlaraModel(nn.Module):
         self.register_buffer("item_embeddings", item_embeddings.float(), persistent=False)  # (n_items, 64)
         self.tokens = tokens
 
+    def state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        """Only the trainable tensors (LoRA, projector): the frozen base comes from the backbone.
+
+        Keeps DeepSpeed checkpoints small: its ``exclude_frozen_parameters`` misses tied weights
+        (a tied ``lm_head`` is the whole vocabulary matrix).
+        """
+        full = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "")
+        trainable = {prefix + n for n, p in self.named_parameters() if p.requires_grad}
+        for key in [k for k in full if k not in trainable]:
+            del full[key]
+        return full
+
     def inputs_embeds(
         self,
         input_ids: torch.Tensor,

@@ -24,8 +24,8 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             zero_stage=2,
         )
     elif name == "quick":
-        # SmolLM2-135M on 2 CPU cores: ~8 s per 512-token micro-batch (STACK.md); MovieLens prompts with
-        # 20 candidates are ~260 tokens, so 32 steps of 2 x 2 rows take ~8-9 min of the pipeline's 20.
+        # SmolLM2-135M, MovieLens prompts of ~270 tokens: a step of 2 x 2 rows took 5-6 s on 2 idle cores
+        # (20-100 s while other jobs shared them), so 32 steps take ~3 min of the pipeline's 20.
         config = FinetuneConfig(
             backbone="smollm2-135m",
             epochs=1,

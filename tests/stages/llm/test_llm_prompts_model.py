@@ -97,6 +97,13 @@ def test_projector_gets_no_gradient_on_text_batches(llm_inputs: dict[str, Path])
             assert all(g is None for g in projector_grads)
 
 
+def test_state_dict_holds_only_trainable_tensors(llm_inputs: dict[str, Path]) -> None:
+    _, model, _, _ = _model(llm_inputs)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(model.state_dict()) == trainable
+    assert any(n.startswith("projector.") for n in trainable) and any("lora_A" in n for n in trainable)
+
+
 def test_save_and_load_give_identical_logits(llm_inputs: dict[str, Path], tmp_path: Path) -> None:
     backbone, model, data, items = _model(llm_inputs)
     with torch.no_grad():
