@@ -17,7 +17,9 @@ from flows.reproduce import reproduce_flow
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="smoke", help="pipeline profile (default: smoke)")
     parser.add_argument("--source", default="bundled:movielens-100k", help="data source")
     parser.add_argument("--repeats", type=int, default=3, help="cached runs to time")
@@ -39,7 +41,8 @@ def main() -> None:
     best = sorted(cached)[len(cached) // 2]
     print(f"profile={args.profile} source={args.source}")
     print(f"cold run (computes every stage): {cold:8.2f} s")
-    print(f"fully cached run, median of {args.repeats}: {best:8.2f} s  (all: {', '.join(f'{c:.2f}' for c in cached)})")
+    runs = ", ".join(f"{c:.2f}" for c in cached)
+    print(f"fully cached run, median of {args.repeats}: {best:8.2f} s  (all: {runs})")
     print(f"cached / cold: {best / cold:.3f}   target cached <= 10 s: {'met' if best <= 10 else 'NOT met'}")
 
 

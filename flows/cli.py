@@ -44,8 +44,10 @@ def _global(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
 ) -> None:
+    # Our own progress at INFO; libraries (httpx, transformers...) only when something is wrong.
+    logging.getLogger("llara").setLevel(logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,

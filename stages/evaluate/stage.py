@@ -232,6 +232,9 @@ def finetune_config(model_dir: Path) -> dict:
             except json.JSONDecodeError as e:
                 raise DataError(path, None, f"not valid JSON ({e})") from e
             found.update((doc.get(key) if key else doc) or {})
+    # The artifact store nests the stage config one level down: {"config": {"config": {...}}}.
+    if isinstance(found.get("config"), dict):
+        found = {**found, **found["config"]}
     return found
 
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from stages.candidates import draw_candidates
 from stages.llm.prompts import read_eval_prompts
 from stages.llm.templates import IGNORE_INDEX, encode, render_prompt
 
@@ -72,31 +73,6 @@ def pad_batch(
     return Batch(ids, mask, labels, flat(histories), flat(candidates), hybrid)
 
 
-def draw_candidates(
-    n_items: int, history: np.ndarray, target: int, n: int, seed: int, epoch: int, row: int
-) -> list[int]:
-    """``n`` candidates: the target plus n-1 uniform items outside history and target, shuffled.
-
-    Deterministic in (seed, epoch, row).
-    """
-    rng = np.random.default_rng([seed, epoch, row])
-    excluded = set(int(i) for i in history) | {int(target)}
-    if n_items - len(excluded) < n - 1:
-        raise ValueError(f"only {n_items - len(excluded)} items can be negatives, {n - 1} needed")
-    chosen: list[int] = []
-    seen = set(excluded)
-    while len(chosen) < n - 1:
-        for item in rng.integers(0, n_items, size=2 * n).tolist():
-            if item not in seen:
-                seen.add(item)
-                chosen.append(item)
-                if len(chosen) == n - 1:
-                    break
-    out = chosen + [int(target)]
-    rng.shuffle(out)
-    return out
-
-
 class PromptData:
     """A ``prompts`` artifact: train rows, titles, templates and the materialized eval prompts."""
 
@@ -136,11 +112,16 @@ class PromptData:
 
     def epoch_candidates(self, epoch: int) -> list[list[int]]:
         """This epoch's candidates of every train row (row ids of the full split key the draw)."""
-        n_items = len(self.titles)
-        return [
-            draw_candidates(n_items, h, int(y), self.n_candidates, self.seed, epoch, int(r))
-            for h, y, r in zip(self.train_history, self.train_target, self.train_row, strict=True)
-        ]
+        drawn = draw_candidates(
+            self.train_history,
+            self.train_target,
+            len(self.titles),
+            n_candidates=self.n_candidates,
+            seed=self.seed,
+            epoch=epoch,
+            row_ids=self.train_row,
+        )
+        return drawn.tolist()
 
     def estimated_lengths(self, candidates: list[list[int]]) -> np.ndarray:
         """Token-length estimate per train row (prompt template overhead excluded), (rows,)."""

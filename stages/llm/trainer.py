@@ -330,6 +330,10 @@ class FinetuneRecipe:
         """Write the artifact files (rank 0) and return the summary."""
         state, rows = self.trainable_state()
         summary = {
+            "dataset": self.data.info.get("dataset"),
+            "backbone": self.config.backbone,
+            "schedule": self.config.schedule,
+            "seed": self.config.seed,
             "steps": self.global_step,
             "epochs": self.config.epochs,
             "world_size": self.world,

@@ -27,7 +27,8 @@ SELECT_METRICS = ("hr@1", "ndcg@5")
 class PretrainConfig:
     """Configuration of stage 1 (``pretrain``): one sequential recommender trained on item ids."""
 
-    NOT_IN_ID = ("threads", "progress")  # how the run looks, not what it computes: kept out of the artifact id
+    # How the run looks, not what it computes: kept out of the artifact id.
+    NOT_IN_ID = ("threads", "progress")
 
     model: str = "sasrec"
     """One of sasrec, gru4rec, caser, morec (morec also needs the ``text`` input artifact)."""

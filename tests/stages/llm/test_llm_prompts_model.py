@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
-from stages.llm.data import PromptData, draw_candidates
+from stages.llm.data import PromptData
 from stages.llm.model import LoraSettings, build_llara_model, load_trained, save_trained
 from stages.llm.templates import IGNORE_INDEX
 
@@ -121,12 +121,14 @@ def test_save_and_load_give_identical_logits(llm_inputs: dict[str, Path], tmp_pa
     torch.testing.assert_close(before, after, rtol=0, atol=1e-6)
 
 
-def test_train_candidates_are_redrawn_per_epoch_and_reproducible() -> None:
-    history = np.array([1, 2, 3, 4])
-    a = draw_candidates(50, history, 7, 20, seed=0, epoch=0, row=5)
-    assert a == draw_candidates(50, history, 7, 20, seed=0, epoch=0, row=5)
-    assert a != draw_candidates(50, history, 7, 20, seed=0, epoch=1, row=5)
-    assert len(set(a)) == 20 and 7 in a and not set(a) & {1, 2, 3, 4}
+def test_train_candidates_are_redrawn_per_epoch_and_reproducible(llm_inputs: dict[str, Path]) -> None:
+    _, _, data, _ = _model(llm_inputs)
+    first = data.epoch_candidates(0)
+    assert first == data.epoch_candidates(0)
+    assert first != data.epoch_candidates(1)
+    for cands, history, target in zip(first, data.train_history, data.train_target, strict=True):
+        assert len(set(cands)) == data.n_candidates and int(target) in cands
+        assert not set(cands) & set(history.tolist())
 
 
 def test_length_grouping_reduces_padding(llm_inputs: dict[str, Path]) -> None:
