@@ -113,7 +113,8 @@ def run(
     schedule: Annotated[
         list[str] | None,
         typer.Option(
-            help="curriculum | direct | two-stage | text (TALLRec) | llara-official [default: curriculum]."
+            help="curriculum | direct | two-stage | text (TALLRec) | llara-official [default: curriculum]. "
+            "The first makes every LLaRA(SR) row; the rest are ablations on the first --llara-sr."
         ),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="Training seeds [default: 0].")] = None,

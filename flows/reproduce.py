@@ -43,7 +43,8 @@ def reproduce_flow(
     backbone: override the profile's LLM (smollm2-135m, tiny-random, hf:DIR).
     sr_baselines: recommenders reported as baseline rows (default: gru4rec, caser, sasrec, morec).
     llara_sr_models: recommenders whose embeddings feed an LLaRA row (default: sasrec).
-    schedules: schedules to fine-tune (curriculum, direct, two-stage, text=TALLRec, llara-official).
+    schedules: fine-tuning schedules (curriculum, direct, two-stage, text = TALLRec, llara-official); the
+        first one makes every LLaRA(SR) row, the others are ablation rows on the first recommender.
     seeds: training seeds of the recommenders and of the fine-tuning.
     refresh: stages to recompute even when cached (prepare, pretrain-sr, materialize-prompts, finetune,
         evaluate, report).
@@ -89,8 +90,10 @@ def reproduce_flow(
                 prompts_id, config, store_root=store, refresh=evaluate_refresh
             )
 
-    runs = [(sr, s) for s in schedules if s != "text" for sr in llara_sr_models]
-    runs += [(llara_sr_models[0], "text")] if "text" in schedules else []
+    # The first schedule makes the LLaRA(SR) row of every recommender; the others are ablations
+    # (and ``text`` the TALLRec row) on the first recommender only, as in the paper.
+    runs = [(sr, schedules[0]) for sr in llara_sr_models]
+    runs += [(llara_sr_models[0], s) for s in dict.fromkeys(schedules[1:]) if s != schedules[0]]
     for sr_model, schedule in runs:
         row = llara_row(sr_model, schedule)
         for seed in seeds:

@@ -45,30 +45,35 @@ def tiny_movielens(directory: Path) -> str:
 
 
 class Api:
+    """The few REST calls the UI makes. A busy SQLite-backed server may answer 503 for a moment
+    (database locked), so every call retries like a browser would."""
+
     def __init__(self, url: str) -> None:
         self.client = httpx.Client(base_url=url, timeout=30)
 
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        for attempt in range(30):
+            try:
+                response = self.client.request(method, path, **kwargs)
+                if response.status_code < 500:
+                    response.raise_for_status()
+                    return response
+            except httpx.TransportError:
+                pass  # the server may be restarting
+            time.sleep(min(1 + attempt, 5))
+        raise AssertionError(f"{method} {path}: server unavailable")
+
     def deployment(self, flow: str, name: str) -> dict:
-        response = self.client.get(f"/deployments/name/{flow}/{name}")
-        response.raise_for_status()
-        return response.json()
+        return self.request("GET", f"/deployments/name/{flow}/{name}").json()
 
     def trigger(self, deployment_id: str, parameters: dict) -> str:
-        response = self.client.post(
-            f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}
+        response = self.request(
+            "POST", f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}
         )
-        response.raise_for_status()
         return response.json()["id"]
 
     def state(self, run_id: str) -> dict:
-        for _ in range(20):  # the server may be restarting
-            try:
-                response = self.client.get(f"/flow_runs/{run_id}")
-                response.raise_for_status()
-                return response.json()["state"]
-            except httpx.HTTPError:
-                time.sleep(1)
-        raise AssertionError("server unreachable")
+        return self.request("GET", f"/flow_runs/{run_id}").json()["state"]
 
     def wait(self, run_id: str, timeout: float = 900, until: set[str] = TERMINAL) -> dict:
         deadline = time.monotonic() + timeout
@@ -153,7 +158,8 @@ def test_ui_trigger_cache_hits_refresh_and_nightly_schedule(served):
     nightly = api.deployment("reproduce", "llara-nightly")
     deadline, scheduled = time.monotonic() + 60, []
     while time.monotonic() < deadline and not scheduled:
-        response = api.client.post(
+        response = api.request(
+            "POST",
             "/flow_runs/filter",
             json={
                 "flow_runs": {
