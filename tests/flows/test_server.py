@@ -84,19 +84,31 @@ class Api:
             time.sleep(1)
         raise AssertionError(f"flow run {run_id} still {state['type']} after {timeout} s")
 
-    def logs(self, run_id: str) -> str:
-        messages, offset = [], 0
+    def logs(self, run_id: str, timeout: float = 120) -> str:
+        """Every log line of a finished run. Logs reach the API a little after the final state, so
+        wait for the flow's own closing line ("Finished in state ...")."""
+        deadline = time.monotonic() + timeout
         while True:
-            response = self.client.post(
-                "/logs/filter",
-                json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": offset},
+            entries = self._log_entries(run_id)
+            closed = any(
+                e["task_run_id"] is None and e["message"].startswith("Finished in state") for e in entries
             )
-            response.raise_for_status()
-            page = [entry["message"] for entry in response.json()]
-            messages += page
-            offset += len(page)
+            if closed or time.monotonic() > deadline:
+                return "\n".join(e["message"] for e in entries)
+            time.sleep(1)
+
+    def _log_entries(self, run_id: str) -> list[dict]:
+        entries: list[dict] = []
+        while True:
+            response = self.request(
+                "POST",
+                "/logs/filter",
+                json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": len(entries)},
+            )
+            page = response.json()
+            entries += page
             if len(page) < 200:
-                return "\n".join(messages)
+                return entries
 
 
 @pytest.fixture(scope="module")
