@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
+from stages.evaluate.rows import result_table
 from stages.metrics import Estimate
 
 KEYS = ("dataset", "row", "mode", "metric", "split", "backbone")
@@ -47,24 +48,11 @@ def result_rows(
     backbone: str,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """Long-form rows of one evaluation (one per metric)."""
-    records = [
-        {
-            "dataset": dataset,
-            "row": row,
-            "mode": mode,
-            "metric": name,
-            "mean": float(e.mean),
-            "ci_low": float(e.low),
-            "ci_high": float(e.high),
-            "n": int(e.n),
-            "seed": int(seed),
-            "backbone": backbone,
-            "split": split,
-        }
-        for name, e in metrics.items()
-    ]
-    return pl.DataFrame(records, schema=RESULT_SCHEMA)
+    """Long-form rows of one evaluation (one per metric), as a polars frame."""
+    table = result_table(
+        metrics, dataset=dataset, row=row, mode=mode, split=split, backbone=backbone, seed=seed
+    )
+    return pl.from_arrow(table).select([pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()])
 
 
 def aggregate_seeds(frames: Iterable[pl.DataFrame] | pl.DataFrame) -> pl.DataFrame:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from stages.metrics import Estimate, bootstrap, rank_of_target, ranking_report
@@ -133,3 +134,54 @@ def scoring_metrics(scores: np.ndarray, target_index: np.ndarray, seed: int = 0)
     report = {"valid_ratio": bootstrap(np.ones(len(rank)), seed)}
     report.update(ranking_report(rank, seed))
     return report
+
+
+RESULT_COLUMNS = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("row", pa.string()),
+        ("mode", pa.string()),
+        ("metric", pa.string()),
+        ("mean", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("n", pa.int64()),
+        ("seed", pa.int64()),
+        ("backbone", pa.string()),
+        ("split", pa.string()),
+    ]
+)
+"""The long-form result columns (``stages.evaluate.aggregate`` documents them)."""
+
+
+def result_table(
+    metrics: dict[str, Estimate],
+    *,
+    dataset: str,
+    row: str,
+    mode: str,
+    split: str,
+    backbone: str,
+    seed: int = 0,
+) -> pa.Table:
+    """Long-form result rows of one evaluation, one per metric; pyarrow only, so it runs without polars."""
+    labels = {
+        "dataset": dataset,
+        "row": row,
+        "mode": mode,
+        "split": split,
+        "backbone": backbone,
+        "seed": seed,
+    }
+    records = [
+        {
+            **labels,
+            "metric": name,
+            "mean": float(e.mean),
+            "ci_low": float(e.low),
+            "ci_high": float(e.high),
+            "n": int(e.n),
+        }
+        for name, e in metrics.items()
+    ]
+    return pa.Table.from_pylist(records, schema=RESULT_COLUMNS)

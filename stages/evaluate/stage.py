@@ -33,11 +33,10 @@ import pyarrow.parquet as pq
 import torch
 
 from stages.errors import DataError
-from stages.evaluate.aggregate import result_rows
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
 from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.evaluate.matching import MatchRule
-from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict
+from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 
 NAME = "evaluate"
@@ -298,7 +297,7 @@ def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     labels = dict(
         dataset=dataset, row=row, mode=mode, split=config.split, backbone=backbone, seed=config.seed
     )
-    result_rows(output.metrics, **labels).write_parquet(out_dir / "metrics.parquet")
+    pq.write_table(result_table(output.metrics, **labels), out_dir / "metrics.parquet")
     summary = {**labels, "prompt_mode": prompt_mode, "rows": n, "metrics": estimates_dict(output.metrics)}
     (out_dir / "metrics.json").write_text(json.dumps({**summary, "config": asdict(config)}, indent=2))
     return summary

@@ -215,14 +215,14 @@ class FinetuneRecipe:
                     )
                     self.engine.backward(loss)
                     self.engine.step()
-                    losses.append(float(loss.detach()))
+                    losses.append(loss.detach())  # no host sync per micro-batch
                     hybrids.append(float(hybrid))
                     tokens += batch.real_tokens
                     padded += batch.attention_mask.numel()
                 row = {
                     "step": self.global_step,
                     "epoch": self.epoch,
-                    "loss": self._mean_over_ranks(sum(losses) / len(losses)),
+                    "loss": self._mean_over_ranks(float(torch.stack(losses).float().mean())),
                     "hybrid": self._mean_over_ranks(sum(hybrids) / len(hybrids)),
                     "lr": cfg.lr * lr_multiplier(self.global_step, self.total_steps),  # the lr this step used
                     "tokens": int(round(self._mean_over_ranks(tokens) * self.world)),
