@@ -48,3 +48,13 @@ def test_learns_the_toy_structure(prepared: Path, model: str) -> None:
 def test_rejects_unknown_loss() -> None:
     with pytest.raises(ValueError):
         PretrainConfig(loss="bpr")
+
+
+@pytest.mark.parametrize(("min_epochs", "epochs_run"), [(1, 2), (5, 5)])
+def test_early_stopping_waits_for_min_epochs(prepared: Path, min_epochs: int, epochs_run: int) -> None:
+    """lr 0: validation never improves after epoch 0, so patience 1 stops at once unless min_epochs holds it."""
+    cfg = PretrainConfig(epochs=5, patience=1, min_epochs=min_epochs, lr=0.0, batch_size=32, progress=False)
+    data = load_prepared(prepared)
+    model = build_model("sasrec", data.n_items)
+    result = train(model, data.splits["train"], data.splits["val"], cfg)
+    assert len(result.log) == epochs_run and result.best_epoch == 0
