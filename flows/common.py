@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from artifacts import Artifact, ArtifactError, ArtifactStore
-from stages.report.stage import SR_ROW_NAMES
+from stages.report.stage import SR_ROW_NAMES, llara_row  # noqa: F401  (re-exported for the flows)
 
 # Stage names a flow's ``refresh`` parameter accepts.
 STAGES = ("prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report")
@@ -28,14 +28,6 @@ def resolve(store: ArtifactStore, stage: str, artifact_id: str | None) -> Artifa
     if latest is None:
         raise ArtifactError(f"{store.objects}: no {stage} artifact yet; run the {stage} stage first")
     return latest
-
-
-def llara_row(sr_model: str, schedule: str) -> str:
-    """Report row of an LLM run: TALLRec for text-only, LLaRA(SR) for the curriculum, else an ablation."""
-    if schedule == "text":
-        return "TALLRec"
-    base = f"LLaRA({SR_ROW_NAMES.get(sr_model, sr_model)})"
-    return base if schedule == "curriculum" else f"{base} [{schedule}]"
 
 
 def publish_report_to_ui(report: Artifact, key: str = "llara-report") -> None:

@@ -33,6 +33,32 @@ from pathlib import Path
 SMALL_FILES = ("summary.json", "train_log.parquet")
 
 
+def finetune_row(
+    name: str,
+    prompts: str,
+    embeddings: str,
+    sr_model: str,
+    schedule: str,
+    seed: int,
+    domain: str,
+    settings: dict | None = None,
+    profile: str = "paper",
+) -> dict:
+    """A plan row that fine-tunes with ``schedule`` and evaluates both modes, named as the flows name it."""
+    from stages.report.stage import llara_row  # polars lives there: plans are written where the stack is
+
+    return {
+        "name": name,
+        "row": llara_row(sr_model, schedule),
+        "prompts": prompts,
+        "embeddings": embeddings,
+        "finetune": {"profile": profile, "domain": domain, "set": {**(settings or {}), "schedule": schedule}},
+        "modes": ["scoring", "generation"],
+        "seed": seed,
+        "min_s": 60,
+    }
+
+
 def run_row(job: dict, out: Path, keep_weights: bool) -> dict:
     """Fine-tune (unless zero-shot) and evaluate one row in this process; return its summary."""
     from stages.evaluate import EvaluateConfig

@@ -8,7 +8,7 @@ row plan) with the second (``rows.sh``). ``.dev/`` must be git-ignored (``.git/i
 
     python benchmarks/gpu/pack.py --wheels .whl --backbone-dir DIR \\
         --data movielens:movie:PROMPTS_DIR --embeddings movielens:sasrec:0:EMB_DIR ... \\
-        --steps movielens=60 --steps lastfm=60
+        --set max_steps=100 --set micro_batch=32 --set grad_accum=4
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
+from flows.offline_rows import finetune_row
 from stages.llm.backbone import smollm2_gguf
 
 SR_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser"}
@@ -34,24 +35,14 @@ def _copy_artifact(src: Path, dst: Path, names: tuple[str, ...] | None = None) -
 
 
 def plan_rows(
-    datasets: dict[str, str], embeddings: dict, steps: dict[str, int], seeds: list[int]
+    datasets: dict[str, str], embeddings: dict, settings: dict, seeds: list[int]
 ) -> list[dict]:
     """Rows in priority order: what the table needs most runs first, in case the budget runs out."""
 
     def llara(name: str, sr: str, schedule: str, seed: int) -> dict:
-        row = "TALLRec" if schedule == "text" else f"LLaRA({SR_NAMES[sr]})"
-        if schedule not in ("curriculum", "text"):
-            row += f" [{schedule}]"
-        return {
-            "name": f"{name}-{schedule}-{sr}-s{seed}",
-            "row": row,
-            "prompts": f"{DATA}/{name}/prompts",
-            "embeddings": embeddings[(name, sr, seed)],
-            "finetune": {"profile": "paper", "domain": datasets[name], "set": {"max_steps": steps[name]}},
-            "modes": ["scoring", "generation"],
-            "seed": seed,
-            "min_s": 60,
-        }
+        prompts, emb = f"{DATA}/{name}/prompts", embeddings[(name, sr, seed)]
+        row_name = f"{name}-{schedule}-{sr}-s{seed}"
+        return finetune_row(row_name, prompts, emb, sr, schedule, seed, datasets[name], settings)
 
     def zero_shot(name: str) -> dict:
         return {
@@ -84,7 +75,13 @@ def main() -> None:
     )
     parser.add_argument("--data", action="append", default=[], help="NAME:DOMAIN:PROMPTS_DIR")
     parser.add_argument("--embeddings", action="append", default=[], help="NAME:SR:SEED:EMB_DIR")
-    parser.add_argument("--steps", action="append", default=[], help="NAME=MAX_STEPS of each fine-tuning")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override a FinetuneConfig field of every fine-tuning row (e.g. max_steps=100)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     a, b = args.out / "a", args.out / "b"
@@ -112,8 +109,8 @@ def main() -> None:
         for sr in SR_NAMES:
             for seed in args.seeds:
                 embeddings.setdefault((name, sr, seed), None)
-    steps = {k: int(v) for k, v in (s.split("=") for s in args.steps)}
-    plan = plan_rows(datasets, embeddings, steps, args.seeds)
+    settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    plan = plan_rows(datasets, embeddings, settings, args.seeds)
     (b / "plan.json").write_text(json.dumps(plan, indent=2))
     for d in (a, b):
         size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())

@@ -51,6 +51,14 @@ SHORT = {
 }
 
 
+def llara_row(sr_model: str, schedule: str) -> str:
+    """Report row of an LLM run: TALLRec for text-only, LLaRA(SR) for the curriculum, else an ablation."""
+    if schedule == "text":
+        return "TALLRec"
+    base = f"LLaRA({SR_ROW_NAMES.get(sr_model, sr_model)})"
+    return base if schedule == "curriculum" else f"{base} [{schedule}]"
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     """Configuration of the report."""
@@ -104,8 +112,14 @@ def _recommender_results(doc: dict) -> pl.DataFrame:
     A recommender scores every candidate, so its ValidRatio is 1 by construction.
     """
     row = SR_ROW_NAMES.get(doc["model"], doc["model"])
-    labels = {"dataset": doc.get("dataset"), "row": row, "mode": "scoring", "split": "test",
-              "backbone": f"{row} ({doc.get('loss', '')})", "seed": doc.get("seed", 0)}
+    labels = {
+        "dataset": doc.get("dataset"),
+        "row": row,
+        "mode": "scoring",
+        "split": "test",
+        "backbone": f"{row} ({doc.get('loss', '')})",
+        "seed": doc.get("seed", 0),
+    }
     n = next(iter(doc["test"].values()))["n"]
     metrics = {"valid_ratio": {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": n}, **doc["test"]}
     df = pl.DataFrame([{**labels, "metric": m, **v} for m, v in metrics.items()])

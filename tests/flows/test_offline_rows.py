@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.offline_rows import run_plan
+from flows.offline_rows import finetune_row, run_plan
 
 pytestmark = pytest.mark.slow
 
@@ -18,16 +18,19 @@ def test_plan_trains_evaluates_and_skips_past_budget(
 ) -> None:
     monkeypatch.setenv("LLARA_BACKBONE_CACHE", str(backbone_cache))
     common = {"prompts": str(llm_inputs["prompts"]), "embeddings": str(llm_inputs["embeddings"])}
+    text_row = finetune_row(
+        "tallrec",
+        common["prompts"],
+        common["embeddings"],
+        "sasrec",
+        "text",
+        0,
+        "movie",
+        {"max_steps": 2},
+        "smoke",
+    )
     plan = [
-        {
-            **common,
-            "name": "llara",
-            "row": "LLaRA(SASRec)",
-            "finetune": {"profile": "smoke", "domain": "movie", "set": {"max_steps": 2}},
-            "modes": ["scoring"],
-            "backbone": "tiny-random",
-            "min_s": 0,
-        },
+        {**text_row, "modes": ["scoring"], "min_s": 0},
         {**common, "name": "zero", "row": "zero-shot", "modes": ["scoring"], "backbone": "tiny-random"},
         {**common, "name": "never", "row": "zero-shot", "backbone": "tiny-random", "min_s": 10**6},
     ]
@@ -38,10 +41,11 @@ def test_plan_trains_evaluates_and_skips_past_budget(
     assert status[2]["status"].startswith("skipped")
     assert not (tmp_path / "out" / "never").exists()
 
-    trained = tmp_path / "out" / "llara"
+    trained = tmp_path / "out" / "tallrec"
     assert sorted(p.name for p in (trained / "finetune").iterdir()) == ["summary.json", "train_log.parquet"]
-    assert json.loads((trained / "finetune" / "summary.json").read_text())["steps"] == 2
+    summary = json.loads((trained / "finetune" / "summary.json").read_text())
+    assert (summary["steps"], summary["schedule"], summary["hybrid_fraction"]) == (2, "text", 0.0)
     metrics = pq.read_table(trained / "eval-scoring" / "metrics.parquet").to_pylist()
-    assert {m["row"] for m in metrics} == {"LLaRA(SASRec)"} and {m["mode"] for m in metrics} == {"scoring"}
+    assert {m["row"] for m in metrics} == {"TALLRec"} and {m["mode"] for m in metrics} == {"scoring"}
     zero = json.loads((tmp_path / "out" / "zero" / "row.json").read_text())
     assert "finetune" not in zero and 0.0 <= zero["eval"]["scoring"]["hr@1"]["mean"] <= 1.0

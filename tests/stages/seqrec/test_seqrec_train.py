@@ -52,7 +52,7 @@ def test_rejects_unknown_loss() -> None:
 
 @pytest.mark.parametrize(("min_epochs", "epochs_run"), [(1, 2), (5, 5)])
 def test_early_stopping_waits_for_min_epochs(prepared: Path, min_epochs: int, epochs_run: int) -> None:
-    """lr 0: validation never improves after epoch 0, so patience 1 stops at once unless min_epochs holds it."""
+    """lr 0: validation never improves after epoch 0; patience 1 stops at once unless min_epochs holds it."""
     cfg = PretrainConfig(epochs=5, patience=1, min_epochs=min_epochs, lr=0.0, batch_size=32, progress=False)
     data = load_prepared(prepared)
     model = build_model("sasrec", data.n_items)
