@@ -5,6 +5,7 @@ Every figure's title names the dataset(s), split(s), rows, seeds and backbone(s)
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,11 +25,13 @@ def _join(values) -> str:
     return ", ".join(vals) if vals else "n/a"
 
 
-def caption(datasets, splits, rows, seeds, backbones) -> str:
-    return (
-        f"dataset: {_join(datasets)} | split: {_join(splits)} | rows: {_join(rows)}\n"
-        f"seeds: {_join(seeds)} | backbone: {_join(backbones)}"
-    )
+def caption(datasets, splits, rows, seeds, backbones, width: int | None = None) -> str:
+    """What a figure shows; ``width`` wraps each line (figure titles are cut at the figure's edge)."""
+    lines = [
+        f"dataset: {_join(datasets)} | split: {_join(splits)} | rows: {_join(rows)}",
+        f"seeds: {_join(seeds)} | backbone: {_join(backbones)}",
+    ]
+    return "\n".join(textwrap.fill(line, width) if width else line for line in lines)
 
 
 def plot_hr1(table: pl.DataFrame, path: Path, metric: str = "hr@1") -> Path:
@@ -64,7 +67,7 @@ def plot_hr1(table: pl.DataFrame, path: Path, metric: str = "hr@1") -> Path:
         ax.set_ylim(0, max(0.6, float(np.nanmax(np.append(rows["ci_high"].to_numpy(), 0))) + 0.05))
         ax.set_title(
             f"{metric} vs published — "
-            + caption([dataset], rows["split"], rows["row"], rows["seed_list"], rows["backbone"]),
+            + caption([dataset], rows["split"], rows["row"], rows["seed_list"], rows["backbone"], width=150),
             fontsize=9,
         )
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -104,6 +107,7 @@ def plot_training(
             logs.keys(),
             [info.get("seeds")],
             [info.get("backbone")],
+            width=100,
         ),
         fontsize=9,
     )
