@@ -129,8 +129,9 @@ def to_markdown(rows: list[dict], base: PretrainConfig, seeds: tuple[int, ...]) 
         "# Stage 1: sequential recommenders, test HitRatio@1 on the frozen 20 candidates",
         "",
         f"Seeds {list(seeds)} (column `seeds`: how many finished); Adam lr {base.lr}, "
-        f"weight decay {base.weight_decay}, batch {base.batch_size}, "
-        f"<= {base.epochs} epochs, early stopping (patience {base.patience}) and checkpoint on validation "
+        f"weight decay {base.weight_decay}, dropout {base.dropout}, batch {base.batch_size}, "
+        f"<= {base.epochs} epochs, early stopping (patience {base.patience}, not before epoch "
+        f"{base.min_epochs}) and checkpoint on validation "
         f"{base.select_metric}. HR@1 is the mean over seeds (± seed std); the CI is a 95 % bootstrap over "
         "test users of the seed-averaged per-user hit. Paper = LLaRA Table 2 HitRatio@1.",
         "",
@@ -166,12 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
     p.add_argument("--patience", type=int, default=PretrainConfig.patience)
     p.add_argument("--threads", type=int, default=PretrainConfig.threads)
+    p.add_argument("--weight-decay", type=float, default=PretrainConfig.weight_decay)
+    p.add_argument("--dropout", type=float, default=PretrainConfig.dropout)
     p.add_argument("--work", type=Path, default=Path(".llara/seqrec-table"))
     p.add_argument("--out", type=Path, default=Path("docs/seqrec_results"))
     p.add_argument("--no-train", action="store_true", help="only tabulate the runs already in --work")
     a = p.parse_args(argv)
     datasets = dict(d.split("=", 1) for d in a.data)
-    base = PretrainConfig(progress=False, epochs=a.epochs, patience=a.patience, threads=a.threads)
+    base = PretrainConfig(progress=False, epochs=a.epochs, patience=a.patience, threads=a.threads,
+                          weight_decay=a.weight_decay, dropout=a.dropout)
     overrides = dict(x.split("=", 1) for x in a.losses_for)
     losses = {k: tuple(overrides[k].split(",")) if k in overrides else tuple(a.losses) for k in datasets}
     run_table({k: Path(v) for k, v in datasets.items()}, a.work, a.out, tuple(a.models), losses,
