@@ -4,7 +4,7 @@ The machine has torch, transformers, peft, accelerate and pyarrow, but no deepsp
 gguf, polars or prefect, and no network. The SmolLM2 GGUF (98 MB) is larger than one transfer, so it
 travels in two parts: ``.dev/a`` (wheels, SmolLM2's config, prompts and embedding artifacts, GGUF part
 1) goes with the first call (``check.sh``, which copies it to /tmp there), ``.dev/b`` (GGUF part 2, the
-row plan) with the second (``rows.sh``). ``.dev/`` must be git-ignored (``.git/info/exclude``).
+row plan) with the second (``rows.sh``). ``.dev/`` and ``.whl/`` are git-ignored.
 
     python benchmarks/gpu/pack.py --wheels .whl --backbone-dir DIR \\
         --data movielens:movie:PROMPTS_DIR --embeddings movielens:sasrec:0:EMB_DIR ... \\
