@@ -7,7 +7,6 @@ from pathlib import Path
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from artifacts import Artifact, ArtifactError, ArtifactStore
-from stages.report.stage import SR_ROW_NAMES, llara_row  # noqa: F401  (re-exported for the flows)
 
 # Stage names a flow's ``refresh`` parameter accepts.
 STAGES = ("prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report")

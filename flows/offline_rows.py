@@ -4,7 +4,7 @@ For a machine that has a GPU but not the rest of the stack (the lent H100/H200 i
 transformers, peft and pyarrow only). Prepare, pretrain and prompts run where the full stack is;
 their artifact directories travel with a plan file; this runs the rows in the plan's order, each in
 its own process with a time limit, and leaves per row ``finetune/`` (summary and train log, plus the
-trained weights unless ``--no-weights``) and ``eval-<mode>/`` (metrics and predictions). Feed those
+trained weights with ``--keep-weights``) and ``eval-<mode>/`` (metrics and predictions). Feed those
 directories to the report stage (``stages.report.run``) to get the table beside the published numbers.
 
     python -m flows.offline_rows PLAN.json OUT_DIR --budget-s 400

@@ -12,10 +12,11 @@ from dataclasses import replace
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
-from flows.common import SR_ROW_NAMES, check_refresh, llara_row, publish_report_to_ui
+from flows.common import check_refresh, publish_report_to_ui
 from flows.profiles import pipeline_profile
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
+from stages.report.stage import SR_ROW_NAMES, llara_row
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.prepare import prepare_task

@@ -12,9 +12,10 @@ from dataclasses import replace
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
-from flows.common import llara_row, publish_report_to_ui, resolve
+from flows.common import publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
 from stages.report import ReportConfig
+from stages.report.stage import llara_row
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.pretrain import pretrain_task

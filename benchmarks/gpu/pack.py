@@ -22,7 +22,6 @@ from pathlib import Path
 from flows.offline_rows import finetune_row
 from stages.llm.backbone import smollm2_gguf
 
-SR_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser"}
 PART1_BYTES = 36 * 2**20
 DATA = "/tmp/llara-data"  # where check.sh puts .dev/a/data on the GPU machine
 
@@ -34,13 +33,11 @@ def _copy_artifact(src: Path, dst: Path, names: tuple[str, ...] | None = None) -
             shutil.copy(path, dst / path.name)
 
 
-def plan_rows(
-    datasets: dict[str, str], embeddings: dict, settings: dict, seeds: list[int]
-) -> list[dict]:
+def plan_rows(datasets: dict[str, str], embeddings: dict, settings: dict, seeds: list[int]) -> list[dict]:
     """Rows in priority order: what the table needs most runs first, in case the budget runs out."""
 
     def llara(name: str, sr: str, schedule: str, seed: int) -> dict:
-        prompts, emb = f"{DATA}/{name}/prompts", embeddings[(name, sr, seed)]
+        prompts, emb = f"{DATA}/{name}/prompts", embeddings.get((name, sr, seed))
         row_name = f"{name}-{schedule}-{sr}-s{seed}"
         return finetune_row(row_name, prompts, emb, sr, schedule, seed, datasets[name], settings)
 
@@ -49,7 +46,7 @@ def plan_rows(
             "name": f"{name}-zero-shot",
             "row": "zero-shot",
             "prompts": f"{DATA}/{name}/prompts",
-            "embeddings": embeddings[(name, "sasrec", 0)],
+            "embeddings": embeddings.get((name, "sasrec", 0)),
             "modes": ["scoring", "generation"],
             "min_s": 30,
         }
@@ -61,7 +58,7 @@ def plan_rows(
     plan += [llara(n, sr, "curriculum", 0) for n in names for sr in ("gru4rec", "caser")]
     plan += [llara(n, "sasrec", "direct", 0) for n in names]
     plan += [llara(n, "sasrec", "curriculum", s) for n in names for s in seeds if s != 0]
-    return [row for row in plan if row["embeddings"] is not None]
+    return [row for row in plan if row["embeddings"] is not None]  # rows whose embeddings were packed
 
 
 def main() -> None:
@@ -71,7 +68,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".dev"))
     parser.add_argument("--wheels", type=Path, required=True, help="folder of cp312 wheels to carry")
     parser.add_argument(
-        "--backbone-dir", type=Path, required=True, help="converted SmolLM2 dir (config+tokenizer)"
+        "--backbone-dir", type=Path, required=True, help="converted SmolLM2 dir (its config.json travels)"
     )
     parser.add_argument("--data", action="append", default=[], help="NAME:DOMAIN:PROMPTS_DIR")
     parser.add_argument("--embeddings", action="append", default=[], help="NAME:SR:SEED:EMB_DIR")
@@ -105,10 +102,6 @@ def main() -> None:
         name, sr, seed, emb = spec.split(":", 3)
         _copy_artifact(Path(emb), a / "data" / name / f"{sr}-s{seed}")
         embeddings[(name, sr, int(seed))] = f"{DATA}/{name}/{sr}-s{seed}"
-    for name in datasets:
-        for sr in SR_NAMES:
-            for seed in args.seeds:
-                embeddings.setdefault((name, sr, seed), None)
     settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     plan = plan_rows(datasets, embeddings, settings, args.seeds)
     (b / "plan.json").write_text(json.dumps(plan, indent=2))

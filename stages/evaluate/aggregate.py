@@ -19,40 +19,17 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
-from stages.evaluate.rows import result_table
+from stages.evaluate.rows import RESULT_COLUMNS, result_table
 from stages.metrics import Estimate
 
 KEYS = ("dataset", "row", "mode", "metric", "split", "backbone")
-RESULT_SCHEMA = {
-    "dataset": pl.Utf8,
-    "row": pl.Utf8,
-    "mode": pl.Utf8,
-    "metric": pl.Utf8,
-    "mean": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
-    "n": pl.Int64,
-    "seed": pl.Int64,
-    "backbone": pl.Utf8,
-    "split": pl.Utf8,
-}
+# The polars view of the one column list, ``stages.evaluate.rows.RESULT_COLUMNS``.
+RESULT_SCHEMA = dict(pl.from_arrow(RESULT_COLUMNS.empty_table()).schema)
 
 
-def result_rows(
-    metrics: dict[str, Estimate],
-    *,
-    dataset: str,
-    row: str,
-    mode: str,
-    split: str,
-    backbone: str,
-    seed: int = 0,
-) -> pl.DataFrame:
-    """Long-form rows of one evaluation (one per metric), as a polars frame."""
-    table = result_table(
-        metrics, dataset=dataset, row=row, mode=mode, split=split, backbone=backbone, seed=seed
-    )
-    return pl.from_arrow(table).select([pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()])
+def result_rows(metrics: dict[str, Estimate], **labels: str | int) -> pl.DataFrame:
+    """``stages.evaluate.rows.result_table`` as a polars frame (labels: dataset, row, mode, split...)."""
+    return pl.from_arrow(result_table(metrics, **labels))
 
 
 def aggregate_seeds(frames: Iterable[pl.DataFrame] | pl.DataFrame) -> pl.DataFrame:
