@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,35 @@ def paper_dataset(name: str) -> str | None:
     return None
 
 
-def _run_one(data: Path, text: Path | None, cfg: PretrainConfig, out: Path) -> dict:
+def parse_setting(text: str) -> tuple[str, bool | int | float | str]:
+    """``"dropout=0.3"`` -> ``("dropout", 0.3)``, typed like the ``PretrainConfig`` field."""
+    name, sep, raw = text.partition("=")
+    defaults = {f.name: f.default for f in fields(PretrainConfig)}
+    if not sep or name not in defaults or name in ("model", "seed"):
+        raise ValueError(f"{text!r}: expected FIELD=VALUE with FIELD a PretrainConfig hyperparameter")
+    kind = type(defaults[name])
+    try:
+        value = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+    except ValueError as e:
+        raise ValueError(f"{text!r}: {name} must be a {kind.__name__}") from e
+    return name, value
+
+
+def parse_model_settings(specs: list[str]) -> dict[str, dict]:
+    """``["sasrec.dropout=0.3", "gru4rec.lr=3e-3"]`` -> ``{"sasrec": {"dropout": 0.3}, ...}``."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        target, _, raw = spec.partition("=")
+        model, dot, field_name = target.partition(".")
+        if not dot:
+            raise ValueError(f"--set {spec!r}: expected MODEL.FIELD=VALUE")
+        name, value = parse_setting(f"{field_name}={raw}")
+        out.setdefault(model, {})[name] = value
+    return out
+
+
+def run_one(data: Path, text: Path | None, cfg: PretrainConfig, out: Path) -> dict:
+    """Train one run into ``out`` unless it already finished there; returns its ``metrics.json``."""
     if not (out / "metrics.json").exists():
         tmp = out.with_name(out.name + ".tmp")
         if tmp.exists():
@@ -75,12 +103,14 @@ def run_table(datasets: dict[str, Path], work_dir: Path, out: Path | None = None
               models: tuple[str, ...] = ("gru4rec", "caser", "sasrec", "morec"),
               losses: tuple[str, ...] | dict[str, tuple[str, ...]] = ("ce",),
               seeds: tuple[int, ...] = (0, 1, 2), base: PretrainConfig | None = None,
-              train_missing: bool = True) -> pa.Table:
+              train_missing: bool = True, per_model: dict[str, dict] | None = None) -> pa.Table:
     """Train every (dataset, model, loss, seed); write ``out.parquet`` and ``out.md`` when ``out``.
 
-    ``losses`` is one tuple for every dataset, or a dict dataset label -> tuple. With
+    ``losses`` is one tuple for every dataset, or a dict dataset label -> tuple. ``per_model`` overrides
+    ``base`` fields for one model (e.g. a setting chosen by ``stages.seqrec.sweep``). With
     ``train_missing=False`` nothing is trained: combinations without all their runs are left out."""
     base = base or PretrainConfig(progress=False)
+    per_model = per_model or {}
     rows = []
     for label, data in datasets.items():
         work = Path(work_dir) / label
@@ -92,8 +122,9 @@ def run_table(datasets: dict[str, Path], work_dir: Path, out: Path | None = None
                     use = tuple(s for s in seeds if (work / f"{model}-{loss}-s{s}" / "metrics.json").exists())
                     if not use:
                         continue
-                runs = [_run_one(Path(data), text, replace(base, model=model, loss=loss, seed=s),
-                                 work / f"{model}-{loss}-s{s}") for s in use]
+                own = per_model.get(model, {})
+                runs = [run_one(Path(data), text, replace(base, model=model, loss=loss, seed=s, **own),
+                                work / f"{model}-{loss}-s{s}") for s in use]
                 ranks = np.stack([pq.read_table(work / f"{model}-{loss}-s{s}" / "scores_test.parquet")
                                   .column("rank").to_numpy() for s in use])  # (seeds, users)
                 hr1_seeds = (ranks < 1).mean(axis=1)  # (seeds,)
@@ -102,7 +133,8 @@ def run_table(datasets: dict[str, Path], work_dir: Path, out: Path | None = None
                 key = paper_dataset(label)
                 paper = PAPER_TABLE2.get((model, key)) if key else None
                 rows.append({
-                    "dataset": label, "model": DISPLAY.get(model, model), "loss": loss, "seeds": len(use),
+                    "dataset": label, "model": DISPLAY.get(model, model), "loss": loss,
+                    "setting": ", ".join(f"{k} {v}" for k, v in sorted(own.items())), "seeds": len(use),
                     "n_test": int(ranks.shape[1]), "hr@1": float(hr1_seeds.mean()),
                     "hr@1_seed_std": float(hr1_seeds.std(ddof=1)) if len(use) > 1 else 0.0,
                     "hr@1_ci_low": ci.low, "hr@1_ci_high": ci.high,
@@ -133,15 +165,16 @@ def to_markdown(rows: list[dict], base: PretrainConfig, seeds: tuple[int, ...]) 
         f"<= {base.epochs} epochs, early stopping (patience {base.patience}, not before epoch "
         f"{base.min_epochs}) and checkpoint on validation "
         f"{base.select_metric}. HR@1 is the mean over seeds (± seed std); the CI is a 95 % bootstrap over "
-        "test users of the seed-averaged per-user hit. Paper = LLaRA Table 2 HitRatio@1.",
+        "test users of the seed-averaged per-user hit. Paper = LLaRA Table 2 HitRatio@1. Column "
+        "`setting`: this model's own values where they differ from the ones above.",
         "",
-        "| dataset | model | loss | seeds | n test | HR@1 (± seed std) | 95 % CI | HR@5 | NDCG@5 | val HR@1 "
-        "| paper HR@1 | Δ vs paper | s/run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | loss | setting | seeds | n test | HR@1 (± seed std) | 95 % CI | HR@5 | NDCG@5 "
+        "| val HR@1 | paper HR@1 | Δ vs paper | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = "-" if r["delta_vs_paper"] is None else f"{r['delta_vs_paper']:+.4f}"
-        cells = [r["dataset"], r["model"], r["loss"], str(r["seeds"]), str(r["n_test"]),
+        cells = [r["dataset"], r["model"], r["loss"], r["setting"] or "-", str(r["seeds"]), str(r["n_test"]),
                  f"{r['hr@1']:.4f} ± {r['hr@1_seed_std']:.4f}",
                  f"[{r['hr@1_ci_low']:.4f}, {r['hr@1_ci_high']:.4f}]",
                  f"{r['hr@5']:.4f}", f"{r['ndcg@5']:.4f}", f"{r['val_hr@1']:.4f}", f(r["paper_hr@1"]), delta,
@@ -169,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=PretrainConfig.threads)
     p.add_argument("--weight-decay", type=float, default=PretrainConfig.weight_decay)
     p.add_argument("--dropout", type=float, default=PretrainConfig.dropout)
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="MODEL.FIELD=VALUE",
+                   help="one model's own hyperparameter, e.g. sasrec.dropout=0.3 (repeatable)")
     p.add_argument("--work", type=Path, default=Path(".llara/seqrec-table"))
     p.add_argument("--out", type=Path, default=Path("docs/seqrec_results"))
     p.add_argument("--no-train", action="store_true", help="only tabulate the runs already in --work")
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = dict(x.split("=", 1) for x in a.losses_for)
     losses = {k: tuple(overrides[k].split(",")) if k in overrides else tuple(a.losses) for k in datasets}
     run_table({k: Path(v) for k, v in datasets.items()}, a.work, a.out, tuple(a.models), losses,
-              tuple(a.seeds), base, train_missing=not a.no_train)
+              tuple(a.seeds), base, train_missing=not a.no_train, per_model=parse_model_settings(a.sets))
     print(a.out.with_suffix(".md").read_text())
 
 
