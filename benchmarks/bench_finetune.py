@@ -23,8 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from safetensors.torch import save_file
 
@@ -35,6 +33,7 @@ from stages.llm.backbone import load_backbone  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.model import LoraSettings  # noqa: E402
 from stages.llm.trainer import FinetuneConfig, FinetuneRecipe  # noqa: E402
+from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 WORDS = ("star", "night", "city", "dark", "king", "dream", "love", "war", "heat", "story", "game")
@@ -44,22 +43,11 @@ def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int 
     """A prepared dataset + random 64-d embeddings with title lengths and history lengths that vary."""
     rng = np.random.default_rng(seed)
     data, emb = root / "dataset", root / "embeddings"
-    data.mkdir(parents=True)
     emb.mkdir(parents=True)
     titles = [
         " ".join(rng.choice(WORDS, size=int(rng.integers(1, 7)))).title() + f" {i}" for i in range(n_items)
     ]
-    pq.write_table(
-        pa.table(
-            {
-                "item_id": pa.array(range(n_items), pa.int32()),
-                "title": titles,
-                "raw_id": [str(i) for i in range(n_items)],
-            }
-        ),
-        data / "items.parquet",
-    )
-    rows: dict[str, list] = {"split": [], "user_id": [], "history": [], "target": [], "candidates": []}
+    rows: dict[str, list] = {c: [] for c in EXAMPLE_COLUMNS}
     for user in range(users):
         split = "train" if user < users - 4 else ("val" if user < users - 2 else "test")
         seq = rng.choice(n_items, size=14, replace=False).tolist()
@@ -69,21 +57,9 @@ def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int 
             if split != "train":
                 pool = np.setdiff1d(np.arange(n_items), history + [seq[t]])
                 cands = rng.choice(pool, size=19, replace=False).tolist() + [seq[t]]
-            for key, value in zip(rows, (split, user, history, seq[t], cands), strict=True):
+            for key, value in zip(EXAMPLE_COLUMNS, (split, user, history, seq[t], cands), strict=True):
                 rows[key].append(value)
-    schema = pa.schema(
-        [
-            ("split", pa.string()),
-            ("user_id", pa.int32()),
-            ("history", pa.list_(pa.int32())),
-            ("target", pa.int32()),
-            ("candidates", pa.list_(pa.int32())),
-        ]
-    )
-    pq.write_table(pa.table(rows, schema=schema), data / "examples.parquet")
-    (data / "dataset.json").write_text(
-        json.dumps({"name": "synthetic", "domain": "movie", "n_items": n_items, "seed": seed})
-    )
+    write_prepared(data, titles, rows, name="synthetic", seed=seed)
     save_file({"item_embeddings": torch.randn(n_items, 64)}, str(emb / "item_embeddings.safetensors"))
     return data, emb
 

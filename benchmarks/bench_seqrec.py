@@ -10,20 +10,17 @@ vectors in place of MiniLM titles: its cost does not depend on the vectors' valu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from any directory
 
-from stages.seqrec.data import Split, load_prepared  # noqa: E402
+from stages.seqrec.data import EXAMPLE_COLUMNS, Split, load_prepared, write_prepared  # noqa: E402
 from stages.seqrec.evaluate import score_candidates  # noqa: E402
 from stages.seqrec.models import MODELS, build_model  # noqa: E402
 from stages.seqrec.train import PretrainConfig, train  # noqa: E402
@@ -34,7 +31,7 @@ def synthetic_prepared(root: Path, n_users: int = 943, n_items: int = 1682, n_in
     rng = np.random.default_rng(0)
     lengths = rng.multinomial(n_inter - 20 * n_users, np.ones(n_users) / n_users) + 20
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    rows: dict[str, list] = {k: [] for k in ("split", "user_id", "history", "target", "candidates")}
+    rows: dict[str, list] = {k: [] for k in EXAMPLE_COLUMNS}
     for u, n in enumerate(lengths):
         seq = rng.choice(n_items, size=n, p=pop / pop.sum()).tolist()
         split = "train" if u < 0.8 * n_users else ("val" if u < 0.9 * n_users else "test")
@@ -45,17 +42,8 @@ def synthetic_prepared(root: Path, n_users: int = 943, n_items: int = 1682, n_in
                 cands = [seq[t], *rng.choice(pool, 19, replace=False).tolist()]
             for k, v in zip(rows, (split, u, seq[max(0, t - 10) : t], seq[t], cands), strict=True):
                 rows[k].append(v)
-    root.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"split": rows["split"], "user_id": pa.array(rows["user_id"], pa.int32()),
-                             "history": pa.array(rows["history"], pa.list_(pa.int32())),
-                             "target": pa.array(rows["target"], pa.int32()),
-                             "candidates": pa.array(rows["candidates"], pa.list_(pa.int32()))}),
-                   root / "examples.parquet")
-    pq.write_table(pa.table({"item_id": pa.array(range(n_items), pa.int32()),
-                             "title": [f"item {i}" for i in range(n_items)],
-                             "raw_id": [str(i) for i in range(n_items)]}), root / "items.parquet")
-    (root / "dataset.json").write_text(json.dumps({"name": "synthetic-ml100k", "n_items": n_items}))
-    return root
+    titles = [f"item {i}" for i in range(n_items)]
+    return write_prepared(root, titles, rows, name="synthetic-ml100k")
 
 
 def prepared_ml100k(root: Path) -> tuple[Path, str]:

@@ -7,7 +7,8 @@ Three stages live here, each a module with ``NAME``, a config dataclass and ``ru
 - ``stages.seqrec.text_embeddings`` (``text-embeddings``): MiniLM title vectors for MoRec.
 
 The package itself re-exports the ``pretrain`` stage, so ``stages.seqrec`` can be used as a stage.
-``stages.seqrec.table.run_table`` trains models x seeds and writes the comparison table.
+``stages.seqrec.table.run_table`` trains models x seeds and writes the comparison table;
+``stages.seqrec.sweep.run_sweep`` chooses hyperparameters for it on validation only.
 """
 
 from stages.seqrec import export, pretrain, text_embeddings

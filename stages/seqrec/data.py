@@ -7,11 +7,13 @@ causal model's state at ``len - 1`` can never see a pad position, so the padding
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -97,3 +99,37 @@ def load_prepared(data_dir: Path) -> Prepared:
         user_id = np.asarray([table["user_id"][i] for i in idx], dtype=np.int32)
         splits[name] = Split(user_id, history, lengths, target, candidates)
     return Prepared(str(meta.get("name", data_dir.name)), n_items, titles, meta, splits)
+
+
+EXAMPLE_COLUMNS = ("split", "user_id", "history", "target", "candidates")
+
+
+def write_prepared(root: Path, titles: list[str], rows: dict[str, list], name: str = "custom",
+                   domain: str = "movie", seed: int = 0) -> Path:
+    """Write a small prepared dataset from Python lists: the inverse of :func:`load_prepared`.
+
+    ``titles[i]`` is item ``i``'s title. ``rows`` maps each column of ``EXAMPLE_COLUMNS`` to one list
+    (train rows have ``candidates`` None). Meant for synthetic and hand-made data (tests, benchmarks,
+    a custom split); ``prepare`` builds a dataset from raw interactions and streams larger ones."""
+    root = Path(root)
+    if set(rows) != set(EXAMPLE_COLUMNS):
+        raise ValueError(f"rows needs exactly the columns {EXAMPLE_COLUMNS}, got {sorted(rows)}")
+    root.mkdir(parents=True, exist_ok=True)
+    ids = pa.int32()
+    items = {"item_id": pa.array(range(len(titles)), ids), "title": pa.array(titles, pa.string()),
+             "raw_id": pa.array([str(i) for i in range(len(titles))], pa.string())}
+    pq.write_table(pa.table(items), root / "items.parquet")
+    types = {"split": pa.string(), "user_id": ids, "history": pa.list_(ids), "target": ids,
+             "candidates": pa.list_(ids)}
+    examples = pa.table({c: pa.array(rows[c], types[c]) for c in EXAMPLE_COLUMNS})
+    pq.write_table(examples, root / "examples.parquet")
+    h = hashlib.sha256()  # as ``prepare`` does: val then test candidates, little-endian int32, file order
+    for split in ("val", "test"):
+        for sp, cands in zip(rows["split"], rows["candidates"], strict=True):
+            if sp == split:
+                h.update(np.asarray(cands, dtype="<i4").tobytes())
+    meta = {"name": name, "domain": domain, "n_items": len(titles), "n_users": len(set(rows["user_id"])),
+            "splits": {s: rows["split"].count(s) for s in ("train", "val", "test")}, "seed": seed,
+            "title_mode": "clean", "candidates_sha256": h.hexdigest()}
+    (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+    return root

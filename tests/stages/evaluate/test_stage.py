@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -15,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from stages.evaluate import EvaluateConfig, load_rows, run
 from stages.evaluate.scoring import ScoringConfig, answer_token_ids
+from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
 pytest.importorskip("stages.llm.prompts")
 
@@ -23,20 +23,9 @@ N_ITEMS = 30
 
 def make_dataset(root: Path) -> Path:
     rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
     words = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark"]
     titles = [f"{words[i % 10].title()} {words[(i * 3 + 1) % 10]} {i}" for i in range(N_ITEMS)]
-    pq.write_table(
-        pa.table(
-            {
-                "item_id": pa.array(range(N_ITEMS), pa.int32()),
-                "title": titles,
-                "raw_id": [str(i) for i in range(N_ITEMS)],
-            }
-        ),
-        root / "items.parquet",
-    )
-    rows: dict[str, list] = {"split": [], "user_id": [], "history": [], "target": [], "candidates": []}
+    rows: dict[str, list] = {c: [] for c in EXAMPLE_COLUMNS}
     for user, split in enumerate(["train"] * 2 + ["val"] * 2 + ["test"] * 4):
         seq = rng.choice(N_ITEMS, size=8, replace=False).tolist()
         history, target = seq[:-1], seq[-1]
@@ -45,30 +34,9 @@ def make_dataset(root: Path) -> Path:
         if split != "train":
             cands = rng.choice(pool, size=19, replace=False).tolist() + [target]
             rng.shuffle(cands)
-        for key, value in zip(rows, (split, user, history, target, cands), strict=True):
+        for key, value in zip(EXAMPLE_COLUMNS, (split, user, history, target, cands), strict=True):
             rows[key].append(value)
-    schema = pa.schema(
-        [
-            ("split", pa.string()),
-            ("user_id", pa.int32()),
-            ("history", pa.list_(pa.int32())),
-            ("target", pa.int32()),
-            ("candidates", pa.list_(pa.int32())),
-        ]
-    )
-    pq.write_table(pa.table(rows, schema=schema), root / "examples.parquet")
-    meta = {
-        "name": "tiny",
-        "domain": "movie",
-        "n_items": N_ITEMS,
-        "n_users": 8,
-        "splits": {},
-        "seed": 0,
-        "title_mode": "clean",
-        "candidates_sha256": "x",
-    }
-    (root / "dataset.json").write_text(json.dumps(meta))
-    return root
+    return write_prepared(root, titles, rows, name="tiny")
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,18 @@ is a deterministic function of the last one: any working recommender should beat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
+
+from stages.seqrec.data import write_prepared
 
 N_ITEMS = 30
 
 
-def write_prepared(root: Path, n_items: int = N_ITEMS, n_users: int = 60, seed: int = 0) -> Path:
+def write_walks(root: Path, n_items: int = N_ITEMS, n_users: int = 60, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     rows = {"split": [], "user_id": [], "history": [], "target": [], "candidates": []}
     n_train = int(n_users * 0.8)
@@ -36,28 +35,11 @@ def write_prepared(root: Path, n_items: int = N_ITEMS, n_users: int = 60, seed: 
                 rng.shuffle(cands)
             for k, v in zip(rows, (split, u, hist, target, cands), strict=True):
                 rows[k].append(v)
-    root.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({
-        "split": pa.array(rows["split"], pa.string()),
-        "user_id": pa.array(rows["user_id"], pa.int32()),
-        "history": pa.array(rows["history"], pa.list_(pa.int32())),
-        "target": pa.array(rows["target"], pa.int32()),
-        "candidates": pa.array(rows["candidates"], pa.list_(pa.int32())),
-    }), root / "examples.parquet")
-    pq.write_table(pa.table({
-        "item_id": pa.array(range(n_items), pa.int32()),
-        "title": pa.array([f"Item number {i}" for i in range(n_items)], pa.string()),
-        "raw_id": pa.array([str(i + 1) for i in range(n_items)], pa.string()),
-    }), root / "items.parquet")
-    splits = {s: rows["split"].count(s) for s in ("train", "val", "test")}
-    (root / "dataset.json").write_text(json.dumps({
-        "name": "toy", "domain": "movie", "n_items": n_items, "n_users": n_users, "splits": splits,
-        "seed": seed, "title_mode": "clean", "candidates_sha256": "0" * 64}))
-    (root / "card.md").write_text("toy dataset\n")
-    return root
+    titles = [f"Item number {i}" for i in range(n_items)]
+    return write_prepared(root, titles, rows, name="toy", seed=seed)
 
 
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)  # the CI box is shared; the toy models gain nothing from threads
-    return write_prepared(tmp_path_factory.mktemp("seqrec") / "prepared")
+    return write_walks(tmp_path_factory.mktemp("seqrec") / "prepared")

@@ -103,3 +103,19 @@ def test_run_table_writes_markdown_and_parquet(prepared: Path, tmp_path: Path) -
     md = (tmp_path / "res.md").read_text()
     assert "| toy-movielens | GRU4Rec | ce |" in md and "ce − bce1" in md
     assert pq.read_table(tmp_path / "res.parquet").num_rows == 2
+
+
+def test_write_prepared_round_trips_through_load_prepared(prepared: Path, tmp_path: Path) -> None:
+    from stages.seqrec.data import EXAMPLE_COLUMNS, load_prepared, write_prepared
+
+    rows = pq.read_table(prepared / "examples.parquet").to_pydict()
+    titles = load_prepared(prepared).titles
+    again = load_prepared(write_prepared(tmp_path / "copy", titles, rows, name="copy"))
+    first = load_prepared(prepared)
+    for split in ("train", "val", "test"):
+        assert torch.equal(again.splits[split].history, first.splits[split].history)
+        assert torch.equal(again.splits[split].target, first.splits[split].target)
+    assert again.meta["splits"]["val"] == len(first.splits["val"])
+    assert len(again.meta["candidates_sha256"]) == 64
+    with pytest.raises(ValueError, match="columns"):
+        write_prepared(tmp_path / "bad", titles, {k: rows[k] for k in EXAMPLE_COLUMNS[:-1]})
