@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from stages.evaluate import EvaluateConfig
 from stages.llm.profiles import profile as finetune_profile
@@ -16,6 +16,13 @@ from stages.llm.trainer import FinetuneConfig
 from stages.seqrec.pretrain import PretrainConfig
 
 PROFILES = ("smoke", "quick", "paper")
+
+# Stage-1 training for the paper profile per dataset domain ("artist" = LastFM): the shared config
+# and each model's own settings, chosen on validation NDCG@5 by ``stages.seqrec.sweep``
+# (docs/seqrec_results.md, "LastFM: settings chosen on validation"). Other domains use the defaults.
+PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {
+    "artist": (PretrainConfig(epochs=60, patience=8), {"caser": {"weight_decay": 1e-4}}),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,13 @@ class PipelineProfile:
     """LLM evaluation (mode, row name and seed are filled in per row)."""
     eval_modes: tuple[str, ...]
     """Evaluation modes run for every LLM row: scoring (ours) and/or generation (paper parity)."""
+    pretrain_settings: dict[str, dict] = field(default_factory=dict)
+    """One recommender's own ``PretrainConfig`` values over ``pretrain`` (model -> field -> value)."""
+
+    def pretrain_for(self, model: str, seed: int, **overrides: object) -> PretrainConfig:
+        """The recommender config of one (model, seed) row."""
+        own = self.pretrain_settings.get(model, {})
+        return replace(self.pretrain, model=model, seed=seed, **{**own, **overrides})
 
 
 def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> PipelineProfile:
@@ -61,11 +75,13 @@ def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> Pip
             EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),
             ("scoring",),
         )
+    pretrain, settings = PAPER_PRETRAIN.get(domain, (PretrainConfig(), {}))
     return PipelineProfile(
         name,
-        PretrainConfig(),
+        pretrain,
         PromptsConfig(backbone=finetune.backbone),
         finetune,
         EvaluateConfig(backbone=finetune.backbone, batch_size=16),
         ("scoring", "generation"),
+        settings,
     )

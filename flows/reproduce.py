@@ -76,7 +76,7 @@ def reproduce_flow(
     embeddings: dict[tuple[str, int], str] = {}
     for model in dict.fromkeys(sr_baselines + llara_sr_models):
         for seed in seeds:
-            config = replace(plan.pretrain, model=model, seed=seed)
+            config = plan.pretrain_for(model, seed)
             ids = pretrain_task(data_id, config, store, refresh="pretrain-sr" in forced)
             embeddings[(model, seed)] = ids["embeddings"]
             if model in sr_baselines:

@@ -41,11 +41,11 @@ def pretrain_sr_flow(
     """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
-    base = pipeline_profile(profile, _domain(artifact_store, data_id)).pretrain
+    plan = pipeline_profile(profile, _domain(artifact_store, data_id))
     out = {}
     for model in models or ["sasrec", "gru4rec", "caser", "morec"]:
         for seed in seeds or [0]:
-            config = replace(base, model=model, seed=seed, loss=loss)
+            config = plan.pretrain_for(model, seed, loss=loss)
             out[f"{model}/{seed}"] = pretrain_task(data_id, config, store, refresh=refresh)
     return out
 
