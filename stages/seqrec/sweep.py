@@ -8,6 +8,8 @@ the test set. The winner of each model is printed as ``--set`` flags for ``stage
 
     python -m stages.seqrec.sweep --data PREPARED_DIR --models gru4rec sasrec \
         --grid lr=1e-3,3e-3 --grid dropout=0.1,0.3 --seeds 0 1 --jobs 2 --out docs/seqrec_sweep_lastfm
+
+``--point "dropout=0.3 lr=3e-3"`` adds single settings when a full product would cost too much.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def parse_grid(specs: list[str]) -> list[dict]:
             raise ValueError(f"--grid {spec!r}: no values")
     names = list(axes)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def parse_point(spec: str) -> dict:
+    """``"dropout=0.3 lr=3e-3"`` -> one setting; ``"base"`` (or an empty string) is the base config."""
+    if spec.strip() in ("", "base"):
+        return {}
+    return dict(parse_setting(part) for part in spec.split())
 
 
 def config_key(cfg: PretrainConfig) -> str:
@@ -127,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="a prepared dataset directory")
     p.add_argument("--models", nargs="+", default=["gru4rec", "caser", "sasrec"])
     p.add_argument("--grid", action="append", default=[], help="FIELD=V1,V2,... (repeatable; product)")
+    p.add_argument("--point", action="append", default=[],
+                   help='one setting, "FIELD=V FIELD=V" or "base" (repeatable; added to the grid)')
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
     p.add_argument("--patience", type=int, default=PretrainConfig.patience)
@@ -135,8 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="write OUT.parquet and OUT.md")
     a = p.parse_args(argv)
     base = PretrainConfig(progress=False, epochs=a.epochs, patience=a.patience)
-    rows = run_sweep(a.data, a.work, tuple(a.models), parse_grid(a.grid) or [{}], tuple(a.seeds), base,
-                     a.jobs, a.out)
+    grid = (parse_grid(a.grid) if a.grid else []) + [parse_point(x) for x in a.point]
+    rows = run_sweep(a.data, a.work, tuple(a.models), grid or [{}], tuple(a.seeds), base, a.jobs, a.out)
     print(to_markdown(rows, base, tuple(a.seeds), a.data.name))
     print(" ".join(set_flags(rows)))
 

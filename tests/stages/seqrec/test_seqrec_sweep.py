@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from stages.seqrec.sweep import config_key, parse_grid, run_sweep, set_flags
+from stages.seqrec.sweep import config_key, parse_grid, parse_point, run_sweep, set_flags
 from stages.seqrec.table import parse_model_settings, parse_setting, run_table
 from stages.seqrec.train import PretrainConfig
 
@@ -30,6 +30,7 @@ def test_parse_grid_is_the_product_and_rejects_non_hyperparameters() -> None:
     assert grid[-1] == {"lr": 0.003, "dropout": 0.5}
     with pytest.raises(ValueError, match="model"):
         parse_grid(["model=sasrec"])
+    assert parse_point("dropout=0.3 lr=3e-3") == {"dropout": 0.3, "lr": 0.003} and parse_point("base") == {}
     settings = parse_model_settings(["sasrec.dropout=0.3", "sasrec.lr=0.003"])
     assert settings == {"sasrec": {"dropout": 0.3, "lr": 0.003}}
     with pytest.raises(ValueError, match="MODEL.FIELD"):
