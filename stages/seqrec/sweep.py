@@ -18,13 +18,14 @@ import argparse
 import hashlib
 import itertools
 import json
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from stages.seqrec.table import parse_setting, run_one
 from stages.seqrec.train import PretrainConfig
@@ -78,11 +79,18 @@ def run_sweep(data: Path, work_dir: Path, models: tuple[str, ...], grid: list[di
     points = [(m, s, replace(base, model=m, **s)) for m in models for s in grid]
     jobs_list = [(Path(data), replace(cfg, seed=seed), Path(work_dir) / f"{m}-{config_key(cfg)}-s{seed}")
                  for m, _, cfg in points for seed in seeds]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_train, jobs_list))
-    else:
-        results = [_train(j) for j in jobs_list]
+    results: list[dict] = [{}] * len(jobs_list)
+    with tqdm(total=len(jobs_list), desc="sweep runs", unit="run") as bar:
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                futures = {pool.submit(_train, j): i for i, j in enumerate(jobs_list)}
+                for done in as_completed(futures):
+                    results[futures[done]] = done.result()
+                    bar.update()
+        else:
+            for i, j in enumerate(jobs_list):
+                results[i] = _train(j)
+                bar.update()
     rows = []
     for i, (model, setting, cfg) in enumerate(points):
         res = results[i * len(seeds) : (i + 1) * len(seeds)]

@@ -59,7 +59,7 @@ def test_sweep_ranks_on_validation_and_resumes(prepared: Path, tmp_path: Path) -
     assert len(flags) == 2 and all(f.startswith("--set ") and ".dropout=" in f for f in flags)
 
     stamp = {p: (p / "metrics.json").stat().st_mtime_ns for p in (tmp_path / "work").iterdir()}
-    again = run_sweep(prepared, tmp_path / "work", ("gru4rec", "caser"), grid, seeds=(0, 1), base=FAST)
+    again = run_sweep(prepared, tmp_path / "work", ("gru4rec", "caser"), grid, (0, 1), FAST, jobs=2)
     assert again == rows
     # reused, not retrained
     assert all((p / "metrics.json").stat().st_mtime_ns == t for p, t in stamp.items())
