@@ -78,3 +78,13 @@ def test_morec_only_trains_the_linear_map() -> None:
     trainable = {n for n, p in model.named_parameters() if n.startswith("items.")}
     assert trainable == {"items.proj.weight", "items.proj.bias"}
     assert "items.text" in model.state_dict()
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m != "morec"])
+def test_dropout_acts_in_training_only(name: str) -> None:
+    torch.manual_seed(0)
+    history, lengths = torch.randint(0, N, (8, L)), torch.full((8,), L)
+    model = build_model(name, N, L, 64, 0.5).train()
+    assert not torch.equal(model(history, lengths), model(history, lengths))
+    model.eval()
+    assert torch.equal(model(history, lengths), model(history, lengths))
