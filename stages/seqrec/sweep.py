@@ -112,7 +112,7 @@ def run_sweep(data: Path, work_dir: Path, models: tuple[str, ...], grid: list[di
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), out.with_suffix(".parquet"))
-        out.with_suffix(".md").write_text(to_markdown(rows, base, seeds, Path(data).name))
+        out.with_suffix(".md").write_text(to_markdown(rows, base, seeds, dataset_name(Path(data))))
     return rows
 
 
@@ -120,6 +120,12 @@ def set_flags(rows: list[dict]) -> list[str]:
     """The chosen setting of each model as ``stages.seqrec.table`` ``--set model.field=value`` flags."""
     chosen = [r for r in rows if r["chosen"]]
     return [f"--set {r['model']}.{k}={v}" for r in chosen for k, v in json.loads(r["setting"]).items()]
+
+
+def dataset_name(data: Path) -> str:
+    """The prepared dataset's own name (its directory is often a content-addressed artifact id)."""
+    meta = data / "dataset.json"
+    return str(json.loads(meta.read_text()).get("name", data.name)) if meta.exists() else data.name
 
 
 def to_markdown(rows: list[dict], base: PretrainConfig, seeds: tuple[int, ...], data: str) -> str:
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     base = PretrainConfig(progress=False, epochs=a.epochs, patience=a.patience)
     grid = (parse_grid(a.grid) if a.grid else []) + [parse_point(x) for x in a.point]
     rows = run_sweep(a.data, a.work, tuple(a.models), grid or [{}], tuple(a.seeds), base, a.jobs, a.out)
-    print(to_markdown(rows, base, tuple(a.seeds), a.data.name))
+    print(to_markdown(rows, base, tuple(a.seeds), dataset_name(a.data)))
     print(" ".join(set_flags(rows)))
 
 

@@ -54,7 +54,7 @@ def test_sweep_ranks_on_validation_and_resumes(prepared: Path, tmp_path: Path) -
     runs = sorted(p.name for p in (tmp_path / "work").iterdir())
     assert len(runs) == 8 and all(p.endswith(("-s0", "-s1")) for p in runs)
     assert pq.read_table(tmp_path / "sweep.parquet").num_rows == 4
-    assert "✓" in (tmp_path / "sweep.md").read_text()
+    assert "✓" in (tmp_path / "sweep.md").read_text() and "on `toy`" in (tmp_path / "sweep.md").read_text()
     flags = set_flags(rows)
     assert len(flags) == 2 and all(f.startswith("--set ") and ".dropout=" in f for f in flags)
 
