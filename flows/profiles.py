@@ -21,7 +21,14 @@ PROFILES = ("smoke", "quick", "paper")
 # and each model's own settings, chosen on validation NDCG@5 by ``stages.seqrec.sweep``
 # (docs/seqrec_results.md, "LastFM: settings chosen on validation"). Other domains use the defaults.
 PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {
-    "artist": (PretrainConfig(epochs=60, patience=8), {"caser": {"weight_decay": 1e-4}}),
+    "artist": (
+        PretrainConfig(epochs=60, patience=8),
+        {
+            "gru4rec": {"lr": 3e-3},
+            "caser": {"weight_decay": 1e-4},
+            "sasrec": {"lr": 3e-3, "dropout": 0.7},
+        },
+    ),
 }
 
 
