@@ -165,6 +165,15 @@ def pretrain(
     ] = SRLoss.ce,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batching and negatives.")] = 0,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation).")] = 40,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="Any other PretrainConfig field, e.g. --set dropout=0.7 --set lr=3e-3 (repeatable). "
+            "The MODEL.FIELD=VALUE flags that `python -m stages.seqrec.sweep` prints work as they are.",
+        ),
+    ] = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
@@ -173,10 +182,21 @@ def pretrain(
     Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
     """
     from stages.seqrec.pretrain import PretrainConfig
+    from stages.seqrec.table import parse_setting
     from tasks.pretrain import train_recommender
 
+    fields: dict = {"model": model.value, "loss": loss.value, "seed": seed, "epochs": epochs}
+    for text in settings or []:
+        name, _, value = text.partition("=")
+        owner, dot, name = name.rpartition(".")  # the sweep prints MODEL.FIELD=VALUE
+        if dot and owner != model.value:
+            raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
+        try:
+            fields.update([parse_setting(f"{name}={value}")])
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--set") from e
     artifact_store = ArtifactStore(store)
-    config = PretrainConfig(model=model.value, loss=loss.value, seed=seed, epochs=epochs)
+    config = PretrainConfig(**fields)
     trained, embeddings = train_recommender(
         artifact_store.open(data), config, artifact_store, refresh=refresh
     )

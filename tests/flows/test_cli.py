@@ -1,5 +1,6 @@
 """The `llara` command line: help texts, prepare's output contract, and bad input handling."""
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,18 @@ def test_traceback_only_with_debug(tmp_path):
     assert "Traceback" not in plain.stderr and str(missing) in plain.stderr
     debug = llara("--debug", "prepare", f"ml100k:{missing}", store=tmp_path / "s")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_pretrain_takes_settings_and_names_a_bad_one(tmp_path):
+    data = llara("prepare", "bundled:movielens-100k", store=tmp_path).stdout.strip().splitlines()[-1]
+    pretrain = ("pretrain", "--data", data, "--model", "gru4rec")
+    bad = llara(*pretrain, "--set", "dropout=high", store=tmp_path)
+    assert bad.returncode == 2 and "dropout" in bad.stderr
+    other = llara(*pretrain, "--set", "sasrec.dropout=0.7", store=tmp_path)
+    assert other.returncode == 2 and "sasrec" in other.stderr
+    ok = llara(*pretrain, "--epochs", "1", "--set", "gru4rec.dropout=0.3", "--set", "lr=3e-3", store=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    model_dir = Path(ok.stderr.split("model artifact: ")[1].split()[0])
+    config = json.loads((model_dir / "config.json").read_text())["config"]
+    assert (config["dropout"], config["lr"], config["epochs"]) == (0.3, 0.003, 1)
+    assert Path(ok.stdout.strip().splitlines()[-1], "item_embeddings.safetensors").is_file()
