@@ -182,19 +182,18 @@ def pretrain(
     Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
     """
     from stages.seqrec.pretrain import PretrainConfig
-    from stages.seqrec.table import parse_setting
+    from stages.seqrec.table import parse_model_setting
     from tasks.pretrain import train_recommender
 
     fields: dict = {"model": model.value, "loss": loss.value, "seed": seed, "epochs": epochs}
     for text in settings or []:
-        name, _, value = text.partition("=")
-        owner, dot, name = name.rpartition(".")  # the sweep prints MODEL.FIELD=VALUE
-        if dot and owner != model.value:
-            raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
         try:
-            fields.update([parse_setting(f"{name}={value}")])
+            owner, name, value = parse_model_setting(text)  # the sweep prints MODEL.FIELD=VALUE
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--set") from e
+        if owner not in (None, model.value):
+            raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
+        fields[name] = value
     artifact_store = ArtifactStore(store)
     config = PretrainConfig(**fields)
     trained, embeddings = train_recommender(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stages.contract import EXAMPLES_SCHEMA, ITEMS_SCHEMA, candidates_sha256  # noqa: F401 (re-exported)
 from stages.preprocess.protocol import Rows
 
-EXAMPLES_SCHEMA = pa.schema(
-    [
-        ("split", pa.string()),
-        ("user_id", pa.int32()),
-        ("history", pa.list_(pa.int32())),
-        ("target", pa.int32()),
-        ("candidates", pa.list_(pa.int32())),
-    ]
-)
-ITEMS_SCHEMA = pa.schema([("item_id", pa.int32()), ("title", pa.string()), ("raw_id", pa.string())])
 INTER_SCHEMA = pa.schema([("user_id", pa.int32()), ("item_id", pa.int32()), ("timestamp", pa.int64())])
 EXAMPLE_GROUP_ROWS = 1 << 17
 """Rows per row group of examples.parquet (about 10 MB of train rows)."""
@@ -128,14 +117,6 @@ class ExamplesWriter:
 
     def close(self) -> None:
         self._w.close()
-
-
-def candidates_sha256(candidates: Iterable[np.ndarray]) -> str:
-    """sha256 of the val rows' then the test rows' candidate ids as little-endian int32, in file order."""
-    h = hashlib.sha256()
-    for c in candidates:
-        h.update(np.ascontiguousarray(c, dtype="<i4").tobytes())
-    return h.hexdigest()
 
 
 def write_json(path: Path, obj: dict) -> None:

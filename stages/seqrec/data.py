@@ -7,7 +7,6 @@ causal model's state at ``len - 1`` can never see a pad position, so the padding
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from stages.contract import EXAMPLE_COLUMNS, EXAMPLES_SCHEMA, ITEMS_SCHEMA, candidates_sha256
 from stages.errors import DataError
 
 MAX_LEN = 10  # LLaRA's state_size: the last <= 10 items of the history
@@ -101,9 +101,6 @@ def load_prepared(data_dir: Path) -> Prepared:
     return Prepared(str(meta.get("name", data_dir.name)), n_items, titles, meta, splits)
 
 
-EXAMPLE_COLUMNS = ("split", "user_id", "history", "target", "candidates")
-
-
 def write_prepared(root: Path, titles: list[str], rows: dict[str, list], name: str = "custom",
                    domain: str = "movie", seed: int = 0) -> Path:
     """Write a small prepared dataset from Python lists: the inverse of :func:`load_prepared`.
@@ -115,21 +112,14 @@ def write_prepared(root: Path, titles: list[str], rows: dict[str, list], name: s
     if set(rows) != set(EXAMPLE_COLUMNS):
         raise ValueError(f"rows needs exactly the columns {EXAMPLE_COLUMNS}, got {sorted(rows)}")
     root.mkdir(parents=True, exist_ok=True)
-    ids = pa.int32()
-    items = {"item_id": pa.array(range(len(titles)), ids), "title": pa.array(titles, pa.string()),
-             "raw_id": pa.array([str(i) for i in range(len(titles))], pa.string())}
-    pq.write_table(pa.table(items), root / "items.parquet")
-    types = {"split": pa.string(), "user_id": ids, "history": pa.list_(ids), "target": ids,
-             "candidates": pa.list_(ids)}
-    examples = pa.table({c: pa.array(rows[c], types[c]) for c in EXAMPLE_COLUMNS})
+    items = [list(range(len(titles))), titles, [str(i) for i in range(len(titles))]]
+    pq.write_table(pa.table(items, schema=ITEMS_SCHEMA), root / "items.parquet")
+    examples = pa.table([rows[c] for c in EXAMPLE_COLUMNS], schema=EXAMPLES_SCHEMA)
     pq.write_table(examples, root / "examples.parquet")
-    h = hashlib.sha256()  # as ``prepare`` does: val then test candidates, little-endian int32, file order
-    for split in ("val", "test"):
-        for sp, cands in zip(rows["split"], rows["candidates"], strict=True):
-            if sp == split:
-                h.update(np.asarray(cands, dtype="<i4").tobytes())
+    sha = candidates_sha256(c for split in ("val", "test")
+                            for sp, c in zip(rows["split"], rows["candidates"], strict=True) if sp == split)
     meta = {"name": name, "domain": domain, "n_items": len(titles), "n_users": len(set(rows["user_id"])),
             "splits": {s: rows["split"].count(s) for s in ("train", "val", "test")}, "seed": seed,
-            "title_mode": "clean", "candidates_sha256": h.hexdigest()}
+            "title_mode": "clean", "candidates_sha256": sha}
     (root / "dataset.json").write_text(json.dumps(meta, indent=2))
     return root

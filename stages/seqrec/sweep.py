@@ -30,8 +30,15 @@ from tqdm import tqdm
 from stages.seqrec.table import parse_setting, run_one
 from stages.seqrec.train import PretrainConfig
 
-# Fields that identify a run but are not hyperparameters to choose.
-NOT_SWEPT = ("model", "seed", "progress", "threads")
+# Fields that identify a run or only change how it looks: never grid axes.
+NOT_SWEPT = ("model", "seed", *PretrainConfig.NOT_IN_ID)
+
+
+def _setting(text: str) -> tuple[str, bool | int | float | str]:
+    name, value = parse_setting(text)
+    if name in NOT_SWEPT:
+        raise ValueError(f"{text!r}: {name} is not a hyperparameter to sweep (use --models / --seeds)")
+    return name, value
 
 
 def parse_grid(specs: list[str]) -> list[dict]:
@@ -39,9 +46,7 @@ def parse_grid(specs: list[str]) -> list[dict]:
     axes: dict[str, list] = {}
     for spec in specs:
         name, _, values = spec.partition("=")
-        if name in NOT_SWEPT:
-            raise ValueError(f"--grid {spec!r}: {name} is not a hyperparameter (use --models / --seeds)")
-        axes[name] = [parse_setting(f"{name}={v}")[1] for v in values.split(",") if v]
+        axes[name] = [_setting(f"{name}={v}")[1] for v in values.split(",") if v]
         if not axes[name]:
             raise ValueError(f"--grid {spec!r}: no values")
     names = list(axes)
@@ -52,12 +57,12 @@ def parse_point(spec: str) -> dict:
     """``"dropout=0.3 lr=3e-3"`` -> one setting; ``"base"`` (or an empty string) is the base config."""
     if spec.strip() in ("", "base"):
         return {}
-    return dict(parse_setting(part) for part in spec.split())
+    return dict(_setting(part) for part in spec.split())
 
 
 def config_key(cfg: PretrainConfig) -> str:
     """8 hex digits naming a config without its seed, so the seeds of one grid point share it."""
-    d = {k: v for k, v in cfg.as_dict().items() if k not in ("seed", "progress", "threads")}
+    d = {k: v for k, v in cfg.as_dict().items() if k != "seed" and k not in PretrainConfig.NOT_IN_ID}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 

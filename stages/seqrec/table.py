@@ -60,15 +60,21 @@ def parse_setting(text: str) -> tuple[str, bool | int | float | str]:
     return name, value
 
 
+def parse_model_setting(text: str) -> tuple[str | None, str, bool | int | float | str]:
+    """``"sasrec.dropout=0.3"`` -> ``("sasrec", "dropout", 0.3)``; without ``MODEL.`` the model is None."""
+    target, sep, raw = text.partition("=")
+    model, _, name = target.rpartition(".")
+    name, value = parse_setting(f"{name}{sep}{raw}")
+    return model or None, name, value
+
+
 def parse_model_settings(specs: list[str]) -> dict[str, dict]:
     """``["sasrec.dropout=0.3", "gru4rec.lr=3e-3"]`` -> ``{"sasrec": {"dropout": 0.3}, ...}``."""
     out: dict[str, dict] = {}
     for spec in specs:
-        target, _, raw = spec.partition("=")
-        model, dot, field_name = target.partition(".")
-        if not dot:
+        model, name, value = parse_model_setting(spec)
+        if model is None:
             raise ValueError(f"--set {spec!r}: expected MODEL.FIELD=VALUE")
-        name, value = parse_setting(f"{field_name}={raw}")
         out.setdefault(model, {})[name] = value
     return out
 
@@ -86,7 +92,7 @@ def run_one(data: Path, text: Path | None, cfg: PretrainConfig, out: Path) -> di
         tmp.rename(out)  # only complete runs get the final name, so a resume never reuses half a run
     saved = json.loads((out / "config.json").read_text())["config"]
     wanted = cfg.as_dict()
-    if any(saved.get(k) != v for k, v in wanted.items() if k not in ("progress", "threads")):
+    if any(saved.get(k) != v for k, v in wanted.items() if k not in PretrainConfig.NOT_IN_ID):
         raise ValueError(f"{out} was trained with another config; use a fresh work directory")
     return json.loads((out / "metrics.json").read_text())
 
