@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from stages.metrics import Estimate, bootstrap, rank_of_target, ranking_report
+from stages.metrics import Estimate, bootstrap, hit_at_k, ndcg_at_k, rank_of_target, ranking_report
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,10 @@ class EvalRow:
     """Item ids of the history, oldest first (used by hybrid ``embed_fn``s)."""
     prompt_ids: tuple[int, ...] | None = None
     """The prompt's token ids as training tokenized it (``prompts.parquet``); None: tokenize ``prompt``."""
+    template: int = 0
+    """Which of the domain's templates the prompt was rendered with."""
+    target_answer_ids: tuple[int, ...] | None = None
+    """The target's answer tokens after ``prompt_ids`` as training labels them (title, newline, EOS)."""
 
     @property
     def target_index(self) -> int:
@@ -185,3 +189,24 @@ def result_table(
         for name, e in metrics.items()
     ]
     return pa.Table.from_pylist(records, schema=RESULT_COLUMNS)
+
+
+def template_mean_metrics(predictions: pa.Table, mode: str, seed: int = 0) -> dict[str, Estimate]:
+    """Metrics averaged over templates: each user's outcomes are averaged over its rows (one per
+    template), then bootstrapped over users. ``predictions``: the evaluate stage's table."""
+    users = np.asarray(predictions.column("user_id").to_numpy())
+    if mode == "scoring":
+        rank = np.asarray(predictions.column("rank").to_numpy(), dtype=np.int64)
+        outcomes = {"valid_ratio": np.ones(len(rank)), "hr@1": hit_at_k(rank, 1), "hr@5": hit_at_k(rank, 5),
+                    "ndcg@5": ndcg_at_k(rank, 5)}
+    else:
+        outcomes = {
+            "valid_ratio": np.asarray(predictions.column("valid").to_pylist(), dtype=np.float64),
+            "hr@1": np.asarray(predictions.column("correct").to_pylist(), dtype=np.float64),
+        }
+    order, inverse = np.unique(users, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(order))
+    return {
+        name: bootstrap(np.bincount(inverse, weights=values, minlength=len(order)) / counts, seed)
+        for name, values in outcomes.items()
+    }

@@ -1,10 +1,11 @@
 """Candidate scoring (ours, beyond the paper): rank the 20 candidates by the answer's log-likelihood.
 
 For every row the score of candidate ``c`` is ``log p(answer(c) | prompt)``, summed over the answer's
-tokens, where the answer is exactly what the trainer puts under the loss: the candidate's title, a
-newline, then EOS (``answer_template`` = ``" {title}\\n"`` + EOS, as ``stages.llm.templates`` writes
-it; the answer is tokenized on its own, without BOS, and appended to the prompt's tokens, which for
-byte-level BPE tokenizers equals tokenizing prompt + answer together, as the tests check).
+tokens, where the answer tokens are exactly what training puts under the loss after that prompt:
+the joint tokenization of prompt + " " + title + newline, split at the prompt's length, plus EOS
+(``candidate_answer_ids``, through ``stages.llm.templates.encode``, the trainer's own encoder).
+A title tokenized alone is not the same sequence for SentencePiece tokenizers (Llama-2 writes a
+lone leading space as its own token), so answers are never tokenized on their own.
 The sum favours short titles a little; the per-token mean is
 stored too (``mean_scores``) for analysis, but the ranking uses the sum: it is the likelihood of the
 answer the model would have to emit, so it agrees with what greedy generation tries to maximise.
@@ -36,6 +37,7 @@ from stages.evaluate.rows import (
     pad_id,
     scoring_metrics,
 )
+from stages.llm.templates import encode
 from stages.metrics import Estimate, rank_of_target
 
 
@@ -47,23 +49,29 @@ class ScoringConfig:
     """Prompts run together in one forward pass (left-padded)."""
     continuation_batch_size: int = 80
     """(prompt, candidate) continuations run together against the shared prompt cache."""
-    answer_template: str = " {title}\n"
-    """The answer text as the trainer's labels write it (``stages.llm.templates``: ``" " + title + "\\n"``
-    right after the prompt); EOS is appended after it."""
-    append_eos: bool = True
-    """Append the tokenizer's EOS to every answer (the trainer's label format)."""
     add_special_tokens: bool = True
     """Let the tokenizer add its BOS etc. to the prompt (must match training)."""
 
 
-def answer_token_ids(tokenizer, title: str, config: ScoringConfig) -> list[int]:
-    """The label tokens of one answer: template(title) tokenized alone, plus EOS."""
-    ids = list(tokenizer(config.answer_template.format(title=title), add_special_tokens=False)["input_ids"])
-    if config.append_eos and tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
-    if not ids:
-        raise ValueError(f"answer for title {title!r} has no tokens")
-    return ids
+def candidate_answer_ids(tokenizer, row: EvalRow, add_special_tokens: bool = True) -> list[list[int]]:
+    """Each candidate's answer tokens as training labels them after this row's prompt tokens.
+
+    Encodes prompt + answer jointly for every candidate (``stages.llm.templates.encode``) and keeps
+    the tokens after the prompt; the prompt part must come out as the row's own prompt tokens,
+    otherwise the shared prompt cache would score another sequence than training saw.
+    """
+    encoded = encode(tokenizer, [row.prompt] * len(row.candidate_titles), list(row.candidate_titles))
+    prompt = list(row.prompt_ids) if row.prompt_ids is not None else None
+    if prompt is None:
+        prompt = list(tokenizer(row.prompt, add_special_tokens=add_special_tokens)["input_ids"])
+    answers = []
+    for title, enc in zip(row.candidate_titles, encoded, strict=True):
+        if enc.input_ids[: enc.prompt_length] != prompt:
+            raise ValueError(
+                f"row {row.row_id}: prompt + {title!r} does not tokenize as the prompt's tokens + an answer"
+            )
+        answers.append(enc.input_ids[enc.prompt_length :])
+    return answers
 
 
 def _cache_for(
@@ -90,7 +98,6 @@ def score_candidates(
         raise ValueError("every row must have the same number of candidates")
     sums = np.zeros((len(rows), n_cands), dtype=np.float64)
     counts = np.zeros((len(rows), n_cands), dtype=np.float64)
-    title_cache: dict[str, list[int]] = {}
     was_training = model.training
     model.eval()
     try:
@@ -109,15 +116,11 @@ def score_candidates(
             cache_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
             prompt_len = mask.sum(-1)  # (B,) real tokens per prompt
 
+            row_answers = [candidate_answer_ids(tokenizer, r, config.add_special_tokens) for r in batch_rows]
             pairs = [(b, c) for b in range(len(batch)) for c in range(n_cands)]
             for start in range(0, len(pairs), config.continuation_batch_size):
                 chunk = pairs[start : start + config.continuation_batch_size]
-                answers = []
-                for b, c in chunk:
-                    title = batch_rows[b].candidate_titles[c]
-                    if title not in title_cache:
-                        title_cache[title] = answer_token_ids(tokenizer, title, config)
-                    answers.append(title_cache[title])
+                answers = [row_answers[b][c] for b, c in chunk]
                 width = max(len(a) for a in answers)
                 cont = torch.full((len(chunk), width), pad, dtype=torch.long, device=device)  # (N, L)
                 cont_mask = torch.zeros((len(chunk), width), dtype=torch.long, device=device)

@@ -36,8 +36,11 @@ from stages.errors import DataError
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
 from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.evaluate.matching import MatchRule
-from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table
+from stages.evaluate.pairing import check_pairing, read_json
+from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
+from stages.llm.prompts import read_eval_prompts
+from stages.llm.templates import TemplateChoice
 
 NAME = "evaluate"
 Mode = Literal["generation", "scoring"]
@@ -53,8 +56,9 @@ class EvaluateConfig:
     """Which frozen split of the prompts artifact to evaluate."""
     prompt_mode: Literal["auto", "hybrid", "text"] = "auto"
     """Prompt kind; ``auto``: hybrid for a LLaRA model trained with a projector, text otherwise."""
-    template: int = 0
-    """Which of the domain's three templates (fixed at evaluation, as in the public code)."""
+    template: TemplateChoice = "draw"
+    """``draw``: each row's template drawn from (seed, row), as the public code draws one per batch,
+    but reproducibly; ``all``: every template, reported per template and as their mean; or an index."""
     backbone: str = "smollm2-135m"
     """Backbone spec; must match the prompts artifact (and the finetune artifact)."""
     row: str = ""
@@ -80,24 +84,15 @@ class EvaluateConfig:
 
 
 def load_rows(
-    prompts_dir: Path, split: str, prompt_mode: str, template: int = 0, max_rows: int | None = None
+    prompts_dir: Path,
+    split: str,
+    prompt_mode: str,
+    template: TemplateChoice = "draw",
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> list[EvalRow]:
-    """The frozen evaluation rows of one split / prompt kind / template, in row order."""
-    path = Path(prompts_dir) / "prompts.parquet"
-    if not path.is_file():
-        raise DataError(path, None, "missing from the prompts artifact")
-    table = pq.read_table(path)
-    mask = pc.and_(
-        pc.and_(pc.equal(table["split"], split), pc.equal(table["mode"], prompt_mode)),
-        pc.equal(table["template"], template),
-    )
-    part = table.filter(mask).sort_by("row")
-    if part.num_rows == 0:
-        raise DataError(
-            path, "split", f"no rows for split={split!r}, mode={prompt_mode!r}, template={template}"
-        )
-    if max_rows is not None:
-        part = part.slice(0, max_rows)
+    """The frozen evaluation rows of one split / prompt kind / template choice, by (row, template)."""
+    part = read_eval_prompts(prompts_dir, split, prompt_mode, template, seed, max_rows)
     titles_path = Path(prompts_dir) / "titles.parquet"
     titles = pq.read_table(titles_path).column("title").to_pylist()
     rows = []
@@ -113,6 +108,8 @@ def load_rows(
                 candidate_titles=tuple(titles[c] for c in cands),
                 history_ids=tuple(int(h) for h in rec["history"]),
                 prompt_ids=tuple(int(t) for t in rec["input_ids"][: rec["prompt_length"]]),
+                template=int(rec["template"]),
+                target_answer_ids=tuple(int(t) for t in rec["input_ids"][rec["prompt_length"] :]),
             )
         )
     return rows
@@ -145,13 +142,7 @@ def evaluate_rows(
     model, tokenizer, rows: Sequence[EvalRow], embed_fn: EmbedFn | None, config: EvaluateConfig
 ) -> EvalOutput:
     """Run generation or scoring on ``rows`` with any causal LM; return predictions and metrics."""
-    base = {
-        "row_id": [r.row_id for r in rows],
-        "user_id": [r.user_id for r in rows],
-        "candidates": [list(r.candidate_ids) for r in rows],
-        "target": [r.target_id for r in rows],
-        "target_index": [r.target_index for r in rows],
-    }
+    base = _base_columns(rows)
     if config.mode == "generation":
         gen_config = GenerationConfigEval(
             batch_size=config.batch_size, max_new_tokens=config.max_new_tokens, rule=config.rule
@@ -257,47 +248,85 @@ def _row_name(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str)
     return "LLaRA" if prompt_mode == "hybrid" else "TALLRec"
 
 
+def _evaluate_local(
+    config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str, groups: list[list[EvalRow]]
+) -> list[EvalOutput]:
+    model, tokenizer, embed = _load(config, inputs, prompt_mode)
+    return [evaluate_rows(model, tokenizer, rows, embed, config) for rows in groups]
+
+
+def _evaluate_endpoint(config: EvaluateConfig, groups: list[list[EvalRow]]) -> list[EvalOutput]:
+    ep = EndpointConfig(url=config.endpoint or "", model=config.endpoint_model, max_tokens=config.max_new_tokens)
+    outputs = []
+    for rows in groups:
+        result = evaluate_endpoint(rows, ep, config.rule, config.seed)
+        outputs.append(EvalOutput(_generation_table(_base_columns(rows), result), result.metrics))
+    return outputs
+
+
+def _base_columns(rows: Sequence[EvalRow]) -> dict[str, list]:
+    return {
+        "row_id": [r.row_id for r in rows],
+        "user_id": [r.user_id for r in rows],
+        "candidates": [list(r.candidate_ids) for r in rows],
+        "target": [r.target_id for r in rows],
+        "target_index": [r.target_index for r in rows],
+    }
+
+
 def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``."""
     prompts_dir = Path(inputs["prompts"])
     info_path = prompts_dir / "prompts.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json(info_path, "prompts artifact")
     if not config.endpoint and info.get("backbone", config.backbone) != config.backbone:
         raise DataError(
             info_path, "backbone", f"prompts built for {info['backbone']!r}, config says {config.backbone!r}"
         )
+    if inputs.get("model") is not None:
+        check_pairing(prompts_dir, Path(inputs["model"]), inputs.get("embeddings"))
     prompt_mode = _prompt_mode(config, inputs)
-    rows = load_rows(prompts_dir, config.split, prompt_mode, config.template, config.max_rows)
+    rows = load_rows(prompts_dir, config.split, prompt_mode, config.template, config.max_rows, config.seed)
+    templates = sorted({r.template for r in rows})
+    per_template = config.template == "all"
+    groups = [[r for r in rows if r.template == t] for t in templates] if per_template else [rows]
     if config.endpoint:
-        ep = EndpointConfig(
-            url=config.endpoint, model=config.endpoint_model, max_tokens=config.max_new_tokens
-        )
-        result = evaluate_endpoint(rows, ep, config.rule, config.seed)
-        base = {
-            "row_id": [r.row_id for r in rows],
-            "user_id": [r.user_id for r in rows],
-            "candidates": [list(r.candidate_ids) for r in rows],
-            "target": [r.target_id for r in rows],
-            "target_index": [r.target_index for r in rows],
-        }
-        output = EvalOutput(_generation_table(base, result), result.metrics)
+        outputs = _evaluate_endpoint(config, groups)
         mode, backbone = "endpoint", config.endpoint_model or "endpoint"
     else:
-        model, tokenizer, embed = _load(config, inputs, prompt_mode)
-        output = evaluate_rows(model, tokenizer, rows, embed, config)
+        outputs = _evaluate_local(config, inputs, prompt_mode, groups)
         mode, backbone = config.mode, config.backbone
-    n = output.predictions.num_rows
-    predictions = output.predictions.append_column("split", pa.array([config.split] * n))
+    predictions = pa.concat_tables([o.predictions for o in outputs])
+    n = predictions.num_rows
+    ordered = [r for group in groups for r in group]
+    predictions = predictions.append_column("split", pa.array([config.split] * n))
     predictions = predictions.append_column("prompt_mode", pa.array([prompt_mode] * n))
-    predictions = predictions.append_column("template", pa.array([config.template] * n, type=pa.int8()))
+    predictions = predictions.append_column("template", pa.array([r.template for r in ordered], type=pa.int8()))
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(predictions, out_dir / "predictions.parquet")
     row = _row_name(config, inputs, prompt_mode)
     dataset = str(info.get("dataset") or "unknown")
-    labels = dict(
-        dataset=dataset, row=row, mode=mode, split=config.split, backbone=backbone, seed=config.seed
-    )
-    pq.write_table(result_table(output.metrics, **labels), out_dir / "metrics.parquet")
-    summary = {**labels, "prompt_mode": prompt_mode, "rows": n, "metrics": estimates_dict(output.metrics)}
+    labels = dict(dataset=dataset, split=config.split, backbone=backbone, seed=config.seed)
+    if per_template:
+        metrics = template_mean_metrics(predictions, mode, config.seed)
+        by_template = {t: o.metrics for t, o in zip(templates, outputs, strict=True)}
+        tables = [result_table(metrics, row=row, mode=mode, **labels)]
+        tables += [result_table(m, row=f"{row} [template {t}]", mode=mode, **labels) for t, m in by_template.items()]
+        result = pa.concat_tables(tables)
+    else:
+        metrics, by_template = outputs[0].metrics, {}
+        result = result_table(metrics, row=row, mode=mode, **labels)
+    pq.write_table(result, out_dir / "metrics.parquet")
+    summary = {
+        **labels,
+        "row": row,
+        "mode": mode,
+        "prompt_mode": prompt_mode,
+        "templates": "all" if per_template else ("draw" if config.template == "draw" else templates),
+        "rows": n,
+        "metrics": estimates_dict(metrics),
+    }
+    if by_template:
+        summary["metrics_by_template"] = {str(t): estimates_dict(m) for t, m in by_template.items()}
     (out_dir / "metrics.json").write_text(json.dumps({**summary, "config": asdict(config)}, indent=2))
     return summary

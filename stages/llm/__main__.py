@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
-from stages.llm.model import LoraSettings
 from stages.llm.profiles import profile
 from stages.llm.trainer import run
+from stages.settings import SettingError, apply_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,17 +25,14 @@ def main(argv: list[str] | None = None) -> None:
         "--set",
         action="append",
         default=[],
-        metavar="FIELD=JSON",
-        help="override a config field, value as JSON (e.g. --set zero_stage=3)",
+        metavar="FIELD=VALUE",
+        help="override a FinetuneConfig field (e.g. --set zero_stage=3 --set lora.r=4)",
     )
     args = parser.parse_args(argv)
-    config = profile(args.profile, args.domain)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        parsed = json.loads(value)
-        if key == "lora":
-            parsed = LoraSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in parsed.items()})
-        config = replace(config, **{key: parsed})
+    try:
+        config = apply_settings(profile(args.profile, args.domain), args.set)
+    except SettingError as e:
+        parser.error(str(e))
     summary = run(
         config,
         {"prompts": args.prompts, "embeddings": args.embeddings},

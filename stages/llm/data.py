@@ -21,8 +21,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from stages.candidates import draw_candidates
+from stages.llm.backbone import SpecialTokenIds
 from stages.llm.prompts import read_eval_prompts
-from stages.llm.templates import IGNORE_INDEX, encode, render_prompt
+from stages.llm.templates import IGNORE_INDEX, TemplateChoice, encode, render_prompt
 
 GROUP = 50
 
@@ -86,6 +87,7 @@ class PromptData:
         self.directory = Path(directory)
         self.info = json.loads((self.directory / "prompts.json").read_text())
         self.tokenizer, self.seed = tokenizer, seed
+        self.tokens = SpecialTokenIds.of(tokenizer)
         if len(tokenizer) != self.info["vocab_size"]:
             raise ValueError(
                 f"{self.directory}: prompts were built for a vocabulary of {self.info['vocab_size']}"
@@ -175,7 +177,7 @@ class PromptData:
         ]
         answers = [self.titles[int(self.train_target[i])] for i in rows]
         encoded = encode(self.tokenizer, prompts, answers)
-        return pad_batch(
+        batch = pad_batch(
             [e.input_ids for e in encoded],
             [e.prompt_length for e in encoded],
             histories,
@@ -184,14 +186,23 @@ class PromptData:
             hybrid,
             multiple_of,
         )
+        if hybrid:  # here on the CPU, so that the forward pass needs no host sync to check it
+            for token, items in ((self.tokens.history, batch.history_items), (self.tokens.cans, batch.candidate_items)):
+                if int((batch.input_ids == token).sum()) != items.numel():
+                    raise ValueError(f"{self.directory}: a title contains a placeholder token ({token})")
+        return batch
 
     def eval_batches(
-        self, split: str, hybrid: bool, micro_batch: int, template: int = 0, max_rows: int | None = None
+        self,
+        split: str,
+        hybrid: bool,
+        micro_batch: int,
+        template: TemplateChoice = "draw",
+        max_rows: int | None = None,
     ) -> list[Batch]:
-        """Padded batches of a materialized evaluation split for one mode and template."""
-        table = read_eval_prompts(self.directory, split, "hybrid" if hybrid else "text", template)
-        if max_rows is not None:
-            table = table.slice(0, max_rows)
+        """Padded batches of a materialized evaluation split for one mode and template choice."""
+        mode = "hybrid" if hybrid else "text"
+        table = read_eval_prompts(self.directory, split, mode, template, self.seed, max_rows)
         cols = {
             c: table.column(c).to_pylist() for c in ("input_ids", "prompt_length", "history", "candidates")
         }

@@ -45,6 +45,36 @@ class Projector(nn.Module):
         return self.net(items)
 
 
+def project_items(
+    projector: nn.Module, item_embeddings: torch.Tensor, items: torch.Tensor
+) -> torch.Tensor:
+    """``projector(E[items])``: (n,) item ids -> (n, d) LLM input embeddings, in the projector's dtype."""
+    param = next(projector.parameters())
+    table = item_embeddings.to(device=param.device)
+    return projector(table[items.to(param.device)].to(param.dtype))
+
+
+def scatter_items(
+    emb: torch.Tensor,
+    input_ids: torch.Tensor,
+    tokens: SpecialTokenIds,
+    history_values: torch.Tensor | None,
+    candidate_values: torch.Tensor | None,
+) -> torch.Tensor:
+    """Put projected item embeddings at the ``[HistoryEmb]`` / ``[CansEmb]`` tokens of ``emb`` (B, L, d).
+
+    history_values / candidate_values: (n_hist, d) / (n_cans, d) in row-major order of their tokens
+    (the k-th token of a kind, counting row by row, gets the k-th value); None leaves that kind as is.
+    The caller checks the counts on the CPU side (``stages.llm.data.pad_batch``), so no host sync here.
+    """
+    for token, values in ((tokens.history, history_values), (tokens.cans, candidate_values)):
+        if values is None or values.numel() == 0:
+            continue
+        mask = (input_ids == token).unsqueeze(-1)  # (B, L, 1)
+        emb = emb.masked_scatter(mask, values.to(emb.dtype))
+    return emb
+
+
 def build_inputs_embeds(
     embed: nn.Module,
     projector: nn.Module,
@@ -59,25 +89,60 @@ def build_inputs_embeds(
 
     embed: the LLM's input embedding module; item_embeddings: (n_items, item_dim) frozen SR table;
     input_ids: (B, L); history_items / candidate_items: flat int64 item ids, (n_hist,) / (n_cans,),
-    in row-major order of the ``[HistoryEmb]`` / ``[CansEmb]`` tokens in ``input_ids`` (the k-th token
-    of a kind, counting row by row, gets the k-th item). Returns (B, L, d).
+    in row-major order of the ``[HistoryEmb]`` / ``[CansEmb]`` tokens in ``input_ids``. Returns (B, L, d).
     In text mode nothing is replaced and the projector is not called (it gets no gradient).
     """
     emb = embed(input_ids)  # (B, L, d)
     if not hybrid:
         return emb
     for token, items in ((tokens.history, history_items), (tokens.cans, candidate_items)):
-        mask = input_ids == token  # (B, L)
-        count = int(mask.sum())
+        count = int((input_ids == token).sum())
         if count != items.numel():
             raise ValueError(f"{count} placeholder tokens {token} but {items.numel()} items")
-        if count == 0:
-            continue
-        table = item_embeddings.to(device=emb.device)
-        param = next(projector.parameters())
-        values = projector(table[items.to(emb.device)].to(param.dtype))  # (count, d)
-        emb = emb.masked_scatter(mask.unsqueeze(-1), values.to(emb.dtype))
-    return emb
+    history = project_items(projector, item_embeddings, history_items) if history_items.numel() else None
+    cans = project_items(projector, item_embeddings, candidate_items) if candidate_items.numel() else None
+    return scatter_items(emb, input_ids, tokens, history, cans)
+
+
+class PromptLM(nn.Module):
+    """The LoRA-wrapped LLM fed hybrid-prompt embeddings; ``forward`` returns the answer-only loss.
+
+    This is what DeepSpeed wraps. The projector stays outside it, with an optimizer of its own that
+    steps only when a hybrid batch ran (SPEC §1: no update, momentum or weight decay on text-only
+    steps; an engine-owned optimizer would step it with zero gradients under ZeRO).
+    """
+
+    def __init__(self, llm: PeftModel, tokens: SpecialTokenIds) -> None:
+        super().__init__()
+        self.llm = llm
+        self.tokens = tokens
+
+    def state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        """Only the trainable tensors (LoRA): the frozen base comes from the backbone.
+
+        Keeps DeepSpeed checkpoints small: its ``exclude_frozen_parameters`` misses tied weights
+        (a tied ``lm_head`` is the whole vocabulary matrix).
+        """
+        full = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "")
+        trainable = {prefix + n for n, p in self.named_parameters() if p.requires_grad}
+        for key in [k for k in full if k not in trainable]:
+            del full[key]
+        return full
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        history_values: torch.Tensor | None = None,
+        candidate_values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean cross-entropy over answer tokens (labels != -100). input_ids/attention_mask/labels: (B, L)."""
+        emb = self.llm.get_input_embeddings()(input_ids)  # (B, L, d)
+        emb = scatter_items(emb, input_ids, self.tokens, history_values, candidate_values)
+        out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, use_cache=False)
+        return out.loss
 
 
 class LlaraModel(nn.Module):
@@ -91,19 +156,6 @@ class LlaraModel(nn.Module):
         self.projector = projector
         self.register_buffer("item_embeddings", item_embeddings.float(), persistent=False)  # (n_items, 64)
         self.tokens = tokens
-
-    def state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        """Only the trainable tensors (LoRA, projector): the frozen base comes from the backbone.
-
-        Keeps DeepSpeed checkpoints small: its ``exclude_frozen_parameters`` misses tied weights
-        (a tied ``lm_head`` is the whole vocabulary matrix).
-        """
-        full = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", "")
-        trainable = {prefix + n for n, p in self.named_parameters() if p.requires_grad}
-        for key in [k for k in full if k not in trainable]:
-            del full[key]
-        return full
 
     def inputs_embeds(
         self,

@@ -21,6 +21,7 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             max_train_rows=64,
             max_steps=8,
             val_rows=8,
+            eval_every=4,
             zero_stage=2,
         )
     elif name == "quick":
@@ -34,7 +35,8 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             lr=8e-4,
             max_train_rows=128,
             max_steps=32,
-            val_rows=16,
+            val_rows=32,
+            eval_every=16,
             zero_stage=2,
             checkpoint_every=16,
         )
@@ -48,7 +50,8 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             lr=PAPER_LR[domain],
             zero_stage=2,
             precision="auto",
-            checkpoint_every=200,
+            eval_every=100,
+            checkpoint_every=100,
         )
     else:
         raise ValueError(f"unknown profile {name!r}: smoke, quick or paper")

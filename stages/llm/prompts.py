@@ -31,7 +31,15 @@ import pyarrow.parquet as pq
 
 from stages.errors import DataError
 from stages.llm.backbone import SpecialTokenIds, load_tokenizer
-from stages.llm.templates import MODES, TEMPLATES, encode, render_prompt
+from stages.llm.templates import (
+    MODES,
+    TEMPLATES,
+    TemplateChoice,
+    draw_template,
+    encode,
+    render_prompt,
+    template_indices,
+)
 
 NAME = "prompts"
 EVAL_SPLITS = ("val", "test")
@@ -172,15 +180,40 @@ SCHEMA = pa.schema(
 )
 
 
-def read_eval_prompts(prompts_dir: Path, split: str, mode: str = "hybrid", template: int = 0) -> pa.Table:
-    """Rows of ``prompts.parquet`` for one evaluation split, mode (text/hybrid) and template, in row order."""
-    table = pq.read_table(Path(prompts_dir) / "prompts.parquet")
-    keep = pc.and_(
-        pc.and_(pc.equal(table.column("split"), split), pc.equal(table.column("mode"), mode)),
-        pc.equal(table.column("template"), template),
-    )
-    table = table.filter(keep)
-    return table.take(pc.sort_indices(table.column("row")))
+def read_eval_prompts(
+    prompts_dir: Path,
+    split: str,
+    mode: str = "hybrid",
+    template: TemplateChoice = "draw",
+    seed: int = 0,
+    max_rows: int | None = None,
+) -> pa.Table:
+    """Rows of ``prompts.parquet`` for one evaluation split and mode (text/hybrid), ordered by (row, template).
+
+    ``template``: an index, ``"draw"`` (row r gets ``draw_template(seed, r, n)``) or ``"all"``;
+    ``max_rows``: only rows ``0 .. max_rows - 1`` of the split (per template).
+    The one reader of materialized evaluation prompts: training's validation and the evaluate stage.
+    """
+    path = Path(prompts_dir) / "prompts.parquet"
+    if not path.is_file():
+        raise DataError(path, None, "missing from the prompts artifact")
+    table = pq.read_table(path)
+    table = table.filter(pc.and_(pc.equal(table.column("split"), split), pc.equal(table.column("mode"), mode)))
+    if max_rows is not None:
+        table = table.filter(pc.less(table.column("row"), max_rows))
+    n_templates = int(pc.max(table.column("template")).as_py()) + 1 if table.num_rows else 0
+    fixed = template_indices(template, max(n_templates, 1))
+    templates = table.column("template").to_numpy()
+    if fixed is None:
+        rows = table.column("row").to_numpy()
+        wanted = np.array([draw_template(seed, int(r), n_templates) for r in rows], dtype=templates.dtype)
+        table = table.filter(pa.array(templates == wanted))
+    else:
+        table = table.filter(pa.array(np.isin(templates, fixed)))
+    if table.num_rows == 0:
+        raise DataError(path, "split", f"no rows for split={split!r}, mode={mode!r}, template={template!r}")
+    order = np.lexsort((table.column("template").to_numpy(), table.column("row").to_numpy()))
+    return table.take(pa.array(order))
 
 
 def run(config: PromptsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:

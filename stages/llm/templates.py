@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from stages.llm.backbone import CANS_EMB, HISTORY_EMB, PH
@@ -51,6 +52,29 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 MODES = ("text", "hybrid")
+TemplateChoice = int | str
+"""Which template(s) an evaluation uses: an index, ``"draw"`` (one per row from (seed, row), as the
+public code's random choice per batch, but reproducible) or ``"all"`` (every template)."""
+
+
+def draw_template(seed: int, row: int, n_templates: int) -> int:
+    """The template of evaluation row ``row`` under ``"draw"``: a function of (seed, row) only."""
+    return int(np.random.default_rng([abs(seed), row, 11]).integers(n_templates))
+
+
+def template_indices(choice: TemplateChoice, n_templates: int) -> list[int] | None:
+    """The fixed template indices of a choice (None for ``"draw"``); a bad choice raises ValueError."""
+    if choice == "draw":
+        return None
+    if choice == "all":
+        return list(range(n_templates))
+    try:
+        index = int(choice)
+    except (TypeError, ValueError):
+        raise ValueError(f"template must be 'draw', 'all' or 0..{n_templates - 1}, got {choice!r}") from None
+    if not 0 <= index < n_templates:
+        raise ValueError(f"template {index} out of range: the domain has {n_templates} templates")
+    return [index]
 
 
 def render_prompt(

@@ -1,8 +1,13 @@
 """Stage ``finetune``: LoRA + projector fine-tuning under DeepSpeed ZeRO with the LLaRA curriculum.
 
 Inputs: ``{"prompts": <prompts artifact>, "embeddings": <item-embedding artifact>}``. Output: ``adapter/``
-(peft), ``projector.safetensors``, ``token_rows.safetensors``, ``train_log.parquet`` (step, epoch, loss,
-hybrid fraction, lr, tokens) and ``summary.json``.
+(peft), ``projector.safetensors``, ``token_rows.safetensors`` of the step selected on validation
+(``stages.llm.selection``), ``train_log.parquet`` (step, epoch, loss, hybrid fraction, lr, tokens) and
+``summary.json`` (with the ``selection`` object: metric, best and last step, validation history).
+
+DeepSpeed wraps the LoRA-wrapped LLM (``PromptLM``); the projector has its own Adam, stepped only
+after an optimizer step in which some micro-batch (on any rank) was hybrid, so text-only steps leave
+its weights and optimizer state untouched under every ZeRO stage (SPEC §1).
 
 Runs as one process or under ``torchrun`` / ``deepspeed`` (RANK, WORLD_SIZE, LOCAL_RANK) unchanged.
 Checkpoints (``checkpoint_dir``) hold the trainable weights, optimizer, scheduler, per-rank RNG
@@ -11,6 +16,7 @@ states, the data position and the log so far; ``resume=True`` continues a killed
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -27,9 +33,18 @@ from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
 from stages.llm.curriculum import Curriculum
-from stages.llm.data import PromptData
+from stages.llm.data import Batch, PromptData
 from stages.llm.deepspeed_config import deepspeed_config, init_distributed, on_gpu
-from stages.llm.model import LlaraModel, LoraSettings, build_llara_model, save_trained, token_rows
+from stages.llm.model import (
+    LlaraModel,
+    LoraSettings,
+    PromptLM,
+    build_llara_model,
+    project_items,
+    save_trained,
+    token_rows,
+)
+from stages.llm.selection import BestState, Selection, SelectionMetric
 
 NAME = "finetune"
 KEEP_CHECKPOINTS = 2
@@ -73,8 +88,14 @@ class FinetuneConfig:
     """Subsample the train rows (deterministically from the seed); None: all."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (T of the curriculum and the scheduler); None: epochs."""
-    val_rows: int | None = 256
-    """Validation rows for the final validation loss (template 0); 0 skips it, None: all."""
+    val_rows: int | None = None
+    """Validation rows scored at each validation (None: all); 0: no validation, the last step is kept."""
+    eval_every: int = 0
+    """Also validate every N optimizer steps (0: only at each epoch end and after the last step)."""
+    selection_metric: SelectionMetric = "scoring_hr1"
+    """Metric that selects the kept step: scoring_hr1 (default), generation_hr1 (the paper's), val_loss."""
+    eval_batch_size: int = 8
+    """Validation prompts per batch (scoring runs half as many per forward pass)."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every N optimizer steps (0: never)."""
     seed: int = 0
@@ -107,6 +128,10 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class FinetuneRecipe:
     """setup() → train() → save(): one fine-tuning run on this process's rank."""
 
@@ -124,11 +149,15 @@ class FinetuneRecipe:
         self.checkpoint_dir, self.resume = (Path(checkpoint_dir) if checkpoint_dir else None), resume
         self.log: list[dict] = []
         self.epoch = self.step_in_epoch = self.global_step = 0
+        self.selection: Selection | None = None
+        self.best: BestState | None = None
 
     # ----- setup ---------------------------------------------------------------------------
 
     def setup(self) -> None:
         import deepspeed
+
+        from stages.llm.validation import Validator
 
         cfg = self.config
         self.rank, self.world, self.local_rank = init_distributed()
@@ -138,7 +167,10 @@ class FinetuneRecipe:
         if info["backbone"] != cfg.backbone:
             raise ValueError(f"prompts built for backbone {info['backbone']!r}, config says {cfg.backbone!r}")
         backbone = load_backbone(cfg.backbone)
-        items = load_file(str(self.embeddings_dir / "item_embeddings.safetensors"))["item_embeddings"]
+        self.tokenizer = backbone.tokenizer
+        embeddings_file = self.embeddings_dir / "item_embeddings.safetensors"
+        items = load_file(str(embeddings_file))["item_embeddings"]
+        self.embeddings_sha256 = _sha256(embeddings_file)
         self.model: LlaraModel = build_llara_model(
             backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
         )
@@ -159,35 +191,97 @@ class FinetuneRecipe:
         self.curriculum = Curriculum(
             cfg.schedule, self.total_steps, cfg.epochs, micro_per_epoch, cfg.seed, cfg.two_stage_text_epochs
         )
-        lora = [
-            p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("projector.")
-        ]
-        groups = [
-            {"params": lora, "weight_decay": 0.0},
-            {"params": list(self.model.projector.parameters()), "weight_decay": cfg.weight_decay},
-        ]
-        optimizer = torch.optim.Adam(groups, lr=cfg.lr)
+        # The projector and the SR table live outside the engine (see the module docstring).
+        self.model.projector.to(self.device)
+        self.model.item_embeddings = self.model.item_embeddings.to(self.device)
+        self.projector_optimizer = torch.optim.Adam(
+            self.model.projector.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.lm = PromptLM(self.model.llm, backbone.tokens)
+        lora = [p for p in self.lm.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam([{"params": lora, "weight_decay": 0.0}], lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, self.total_steps))
         ds = deepspeed_config(cfg.micro_batch, cfg.grad_accum, self.world, cfg.zero_stage, cfg.offload, bf16)
         torch.manual_seed(cfg.seed + 1000 * self.rank)  # dropout stream per rank
         self.engine, _, _, _ = deepspeed.initialize(
-            model=self.model, optimizer=optimizer, lr_scheduler=scheduler, config=ds
+            model=self.lm, optimizer=optimizer, lr_scheduler=scheduler, config=ds
         )
+        if cfg.val_rows != 0:
+            self.selection = Selection(cfg.selection_metric)
+            self.validator = Validator(
+                self.prompts_dir,
+                cfg.selection_metric,
+                self.curriculum.eval_hybrid,
+                cfg.seed,
+                cfg.val_rows,
+                cfg.eval_batch_size,
+                self.rank,
+                self.world,
+                shard=cfg.zero_stage != 3,
+            )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
             self._load_checkpoint()
 
     # ----- training ------------------------------------------------------------------------
 
-    def _mean_over_ranks(self, value: float) -> float:
+    def _sum_over_ranks(self, value: float) -> float:
         import deepspeed.comm as dist
 
         tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
         if self.world > 1:
             dist.all_reduce(tensor)
-        return float(tensor.item()) / self.world
+        return float(tensor.item())
+
+    def _mean_over_ranks(self, value: float) -> float:
+        return self._sum_over_ranks(value) / self.world
+
+    def step_is_hybrid(self) -> bool:
+        """Whether any micro-batch of the current optimizer step, on any rank, is hybrid."""
+        first = self.step_in_epoch * self.micro_per_step
+        return any(
+            self.curriculum.is_hybrid(self.global_step, self.epoch, first + i) for i in range(self.micro_per_step)
+        )
+
+    def optimizer_step(self, batches: list[Batch], projector_steps: bool) -> list[torch.Tensor]:
+        """Forward/backward this rank's micro-batches of one optimizer step, then step LoRA and maybe the projector.
+
+        ``projector_steps``: the same on every rank (``step_is_hybrid``); when False the projector's
+        weights and Adam state are not touched. Returns the micro-batch losses (no host sync).
+        """
+        projector = self.model.projector
+        losses = []
+        for batch in batches:
+            batch = batch.to(self.device)
+            history = candidates = None
+            if batch.hybrid:
+                history = project_items(projector, self.model.item_embeddings, batch.history_items)
+                candidates = project_items(projector, self.model.item_embeddings, batch.candidate_items)
+            loss = self.engine(batch.input_ids, batch.attention_mask, batch.labels, history, candidates)
+            self.engine.backward(loss)
+            self.engine.step()
+            losses.append(loss.detach())
+        if projector_steps:
+            self._step_projector()
+        self.projector_optimizer.zero_grad(set_to_none=True)
+        return losses
+
+    def _step_projector(self) -> None:
+        import deepspeed.comm as dist
+
+        params = list(self.model.projector.parameters())
+        for p in params:
+            if p.grad is None:  # this rank ran no hybrid micro-batch; the others did
+                p.grad = torch.zeros_like(p)
+            if self.world > 1:  # the engine averages LoRA gradients over ranks; so do we
+                dist.all_reduce(p.grad)
+                p.grad.div_(self.world)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for group in self.projector_optimizer.param_groups:
+            group["lr"] = self.config.lr * lr_multiplier(self.global_step, self.total_steps)
+        self.projector_optimizer.step()
 
     def train(self) -> None:
-        """Run optimizer steps until ``total_steps``, checkpointing every ``checkpoint_every`` steps."""
+        """Run optimizer steps until ``total_steps``; validate and checkpoint on schedule."""
         cfg = self.config
         self.engine.train()
         while self.global_step < self.total_steps:
@@ -197,36 +291,25 @@ class FinetuneRecipe:
             )
             while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:
                 start = time.perf_counter()
-                losses, hybrids, tokens, padded = [], [], 0, 0
+                batches = []
                 for a in range(cfg.grad_accum):
                     index = self.step_in_epoch * self.micro_per_step + a * self.world + self.rank
                     hybrid = self.curriculum.is_hybrid(self.global_step, self.epoch, index)
                     template = self.data.template_of(self.epoch, index)
-                    batch = self.data.train_batch(
-                        micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of
-                    ).to(self.device)
-                    loss = self.engine(
-                        batch.input_ids,
-                        batch.attention_mask,
-                        batch.labels,
-                        batch.history_items,
-                        batch.candidate_items,
-                        batch.hybrid,
+                    batches.append(
+                        self.data.train_batch(micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of)
                     )
-                    self.engine.backward(loss)
-                    self.engine.step()
-                    losses.append(loss.detach())  # no host sync per micro-batch
-                    hybrids.append(float(hybrid))
-                    tokens += batch.real_tokens
-                    padded += batch.attention_mask.numel()
+                losses = self.optimizer_step(batches, self.step_is_hybrid())
+                tokens = sum(b.real_tokens for b in batches)
+                padded = sum(b.attention_mask.numel() for b in batches)
                 row = {
                     "step": self.global_step,
                     "epoch": self.epoch,
                     "loss": self._mean_over_ranks(float(torch.stack(losses).float().mean())),
-                    "hybrid": self._mean_over_ranks(sum(hybrids) / len(hybrids)),
+                    "hybrid": self._mean_over_ranks(sum(b.hybrid for b in batches) / len(batches)),
                     "lr": cfg.lr * lr_multiplier(self.global_step, self.total_steps),  # the lr this step used
-                    "tokens": int(round(self._mean_over_ranks(tokens) * self.world)),
-                    "padded_tokens": int(round(self._mean_over_ranks(padded) * self.world)),
+                    "tokens": int(round(self._sum_over_ranks(tokens))),
+                    "padded_tokens": int(round(self._sum_over_ranks(padded))),
                     "seconds": time.perf_counter() - start,
                 }
                 self.log.append(row)
@@ -238,6 +321,8 @@ class FinetuneRecipe:
                         f"lr {row['lr']:.2e} {row['seconds']:.2f}s",
                         flush=True,
                     )
+                if self._validation_due():
+                    self.validate()
                 if (
                     cfg.checkpoint_every
                     and self.global_step % cfg.checkpoint_every == 0
@@ -247,32 +332,32 @@ class FinetuneRecipe:
             if self.step_in_epoch >= self.steps_per_epoch:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
 
-    @torch.no_grad()
-    def validation_loss(self) -> float | None:
-        """Mean answer loss on the validation prompts (hybrid unless the schedule is ``text``)."""
-        cfg = self.config
-        if cfg.val_rows == 0:
-            return None
-        batches = self.data.eval_batches("val", self.curriculum.eval_hybrid, cfg.micro_batch, 0, cfg.val_rows)
-        usable = len(batches) // self.world * self.world
-        if usable == 0:
-            return None
+    def _validation_due(self) -> bool:
+        if self.selection is None or self.selection.evaluated(self.global_step):
+            return False
+        every = self.config.eval_every
+        return (
+            (every > 0 and self.global_step % every == 0)
+            or self.step_in_epoch >= self.steps_per_epoch
+            or self.global_step >= self.total_steps
+        )
+
+    def validate(self) -> float:
+        """Score validation now; keep the trainable state when it is the best so far."""
+        assert self.selection is not None
         self.engine.eval()
-        total, count = 0.0, 0
-        for batch in batches[self.rank : usable : self.world]:
-            batch = batch.to(self.device)
-            n = int((batch.labels[:, 1:] != -100).sum())
-            loss = self.engine(
-                batch.input_ids,
-                batch.attention_mask,
-                batch.labels,
-                batch.history_items,
-                batch.candidate_items,
-                batch.hybrid,
-            )
-            total, count = total + float(loss) * n, count + n
+        value = self.validator.value(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
         self.engine.train()
-        return self._mean_over_ranks(total) / max(1e-9, self._mean_over_ranks(count))
+        improved = self.selection.record(self.global_step, self.epoch, value)
+        if improved:
+            state, rows = self.trainable_state()
+            self.best = BestState(self.global_step, state, rows)
+            if self.rank == 0 and self.checkpoint_dir is not None:
+                self.best.save(self.checkpoint_dir)
+        if self.rank == 0:
+            mark = " (best)" if improved else ""
+            print(f"validation step {self.global_step} {self.selection.metric} {value:.4f}{mark}", flush=True)
+        return value
 
     # ----- checkpoints ---------------------------------------------------------------------
 
@@ -289,6 +374,9 @@ class FinetuneRecipe:
             "global_step": self.global_step,
             "log": self.log,
             "config": asdict(self.config),
+            "projector": self.model.projector.state_dict(),
+            "projector_optimizer": self.projector_optimizer.state_dict(),
+            "selection": self.selection.state() if self.selection else None,
         }
         self.engine.save_checkpoint(
             str(self.checkpoint_dir), tag=tag, client_state=client, exclude_frozen_parameters=True
@@ -298,6 +386,8 @@ class FinetuneRecipe:
             tags = sorted(p for p in self.checkpoint_dir.glob("step-*") if p.is_dir())
             for old in tags[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(old, ignore_errors=True)
+            keep = self.selection.best_step if self.selection else None
+            BestState.prune(self.checkpoint_dir, keep_steps={keep} if keep is not None else set())
 
     def _load_checkpoint(self) -> None:
         assert self.checkpoint_dir is not None
@@ -306,6 +396,12 @@ class FinetuneRecipe:
             return
         self.epoch, self.step_in_epoch = client["epoch"], client["step_in_epoch"]
         self.global_step, self.log = client["global_step"], client["log"]
+        self.model.projector.load_state_dict(client["projector"])
+        self.projector_optimizer.load_state_dict(client["projector_optimizer"])
+        if client.get("selection") is not None:
+            self.selection = Selection.from_state(client["selection"])
+            if self.selection.best_step is not None and self.rank == 0:
+                self.best = BestState.load(self.checkpoint_dir, self.selection.best_step)
         tag = (self.checkpoint_dir / "latest").read_text().strip()
         _set_rng_state(torch.load(self.checkpoint_dir / tag / f"rng_rank{self.rank}.pt", weights_only=False))
         if self.step_in_epoch >= self.steps_per_epoch:
@@ -316,19 +412,27 @@ class FinetuneRecipe:
     # ----- output --------------------------------------------------------------------------
 
     def trainable_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Trainable tensors by name and special-token rows on every rank (gathered under ZeRO-3)."""
+        """Trainable tensors by ``LlaraModel`` name and the special-token rows (gathered under ZeRO-3)."""
         import deepspeed
 
         named = [(n, p) for n, p in self.engine.module.named_parameters() if p.requires_grad]
+        projector = {
+            f"projector.{n}": p.detach().float().cpu().clone() for n, p in self.model.projector.named_parameters()
+        }
         embedding = self.model.llm.get_input_embeddings().weight
         if self.config.zero_stage == 3:
             with deepspeed.zero.GatheredParameters([p for _, p in named] + [embedding], modifier_rank=None):
-                return {n: p.detach().float().cpu().clone() for n, p in named}, token_rows(self.model)
-        return {n: p.detach().float().cpu().clone() for n, p in named}, token_rows(self.model)
+                lora = {n: p.detach().float().cpu().clone() for n, p in named}
+                return {**lora, **projector}, token_rows(self.model)
+        lora = {n: p.detach().float().cpu().clone() for n, p in named}
+        return {**lora, **projector}, token_rows(self.model)
 
-    def save(self, val_loss: float | None) -> dict:
-        """Write the artifact files (rank 0) and return the summary."""
-        state, rows = self.trainable_state()
+    def save(self) -> dict:
+        """Write the artifact files (rank 0): the selected step's weights, the log, the summary."""
+        if self.best is not None:
+            state, rows = self.best.state, self.best.rows
+        else:
+            state, rows = self.trainable_state()
         summary = {
             "dataset": self.data.info.get("dataset"),
             "backbone": self.config.backbone,
@@ -342,8 +446,14 @@ class FinetuneRecipe:
             "first_loss": self.log[0]["loss"] if self.log else None,
             "last_loss": self.log[-1]["loss"] if self.log else None,
             "hybrid_fraction": float(np.mean([r["hybrid"] for r in self.log])) if self.log else None,
-            "val_loss": val_loss,
             "val_hybrid": self.curriculum.eval_hybrid,
+            "selection": self.selection.summary(self.global_step) if self.selection else None,
+            "inputs": {
+                "n_items": len(self.data.titles),
+                "vocab_size": self.data.info.get("vocab_size"),
+                "embeddings_sha256": self.embeddings_sha256,
+                "embedding_dim": int(self.model.item_embeddings.shape[1]),
+            },
             "train_seconds": float(sum(r["seconds"] for r in self.log)),
             "train_tokens": int(sum(r["tokens"] for r in self.log)),
         }
@@ -368,9 +478,9 @@ def run(
     """Fine-tune on ``inputs["prompts"]`` with ``inputs["embeddings"]``; write the artifact into ``out_dir``.
 
     ``checkpoint_dir`` (outside the artifact, e.g. ``<store>/checkpoints/<id>``) enables resumable
-    checkpoints; without one, a killed run starts over.
+    checkpoints and keeps the best validation state there; without one, a killed run starts over.
     """
     recipe = FinetuneRecipe(config, inputs["prompts"], inputs["embeddings"], out_dir, checkpoint_dir, resume)
     recipe.setup()
     recipe.train()
-    return recipe.save(recipe.validation_loss())
+    return recipe.save()

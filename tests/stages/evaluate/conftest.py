@@ -54,6 +54,42 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
+def build_sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
+    """A Llama-2-style SentencePiece BPE tokenizer trained here (byte fallback, identity normaliser).
+
+    Its pipeline is Llama-2's own ``tokenizer.json`` one (prepend "▁", spaces to "▁"), so a lone
+    leading space becomes a token of its own: `` " Heat\n"`` alone is not what follows a prompt.
+    """
+    import io
+
+    import sentencepiece as spm
+    from tokenizers import normalizers
+    from transformers import LlamaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    buffer = io.BytesIO()
+    sentences = [CORPUS] * 4 + [" ".join(TITLES)] * 4
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=buffer,
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_proto=buffer.getvalue())
+    vocab = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+    tok = LlamaTokenizer(vocab=vocab, merges=generate_merges(vocab))
+    tok.backend_tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+    )
+    tok.backend_tokenizer.pre_tokenizer = None
+    tok.add_special_tokens({"pad_token": "<pad>", "additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[PH]"]})
+    return tok
+
+
 def build_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -100,6 +136,16 @@ def make_rows(n: int, n_cands: int = 20, seed: int = 0) -> list[EvalRow]:
 @pytest.fixture(scope="session")
 def tokenizer() -> PreTrainedTokenizerFast:
     return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def sp_tokenizer() -> PreTrainedTokenizerFast:
+    return build_sentencepiece_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def sp_model(sp_tokenizer) -> LlamaForCausalLM:
+    return build_model(len(sp_tokenizer))
 
 
 @pytest.fixture(scope="session")

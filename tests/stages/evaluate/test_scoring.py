@@ -1,19 +1,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from stages.evaluate.rows import identity_embed_fn
-from stages.evaluate.scoring import ScoringConfig, answer_token_ids, evaluate_scoring, score_candidates
+from stages.evaluate.scoring import ScoringConfig, candidate_answer_ids, evaluate_scoring, score_candidates
+from stages.llm.data import pad_batch
+from stages.llm.templates import encode
 
 
 def brute_force(model, tokenizer, row, config: ScoringConfig, embed_fn) -> np.ndarray:
-    """One full forward pass of prompt + answer per candidate, no padding, no cache."""
-    prompt = tokenizer(row.prompt, add_special_tokens=config.add_special_tokens)["input_ids"]
+    """One full forward pass of the jointly tokenized prompt + answer per candidate, no padding, no cache."""
     out = []
     for title in row.candidate_titles:
-        answer = answer_token_ids(tokenizer, title, config)
-        ids = torch.tensor([prompt + answer])
+        (enc,) = encode(tokenizer, [row.prompt], [title])
+        prompt, answer = enc.input_ids[: enc.prompt_length], enc.input_ids[enc.prompt_length :]
+        ids = torch.tensor([enc.input_ids])
         logits = model(inputs_embeds=embed_fn(ids, [row])).logits[0]  # (T, V)
         logp = torch.log_softmax(logits.double(), -1)
         positions = range(len(prompt) - 1, len(prompt) + len(answer) - 1)
@@ -30,9 +33,7 @@ def test_cached_scores_equal_brute_force(model, tokenizer, rows_factory) -> None
     with torch.no_grad():
         expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
     np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
-    lengths = np.array(
-        [[len(answer_token_ids(tokenizer, t, config)) for t in r.candidate_titles] for r in rows]
-    )
+    lengths = np.array([[len(a) for a in candidate_answer_ids(tokenizer, r)] for r in rows])
     np.testing.assert_allclose(means, sums / lengths)
 
 
@@ -79,14 +80,41 @@ def test_evaluate_scoring_metrics(model, tokenizer, rows_factory) -> None:
     assert ((result.rank >= 0) & (result.rank < 20)).all()
 
 
-def test_answer_tokens_match_the_trainers_joint_tokenization(tokenizer, rows_factory) -> None:
-    """Prompt tokens + separately tokenized answer == tokenizing prompt + " title\\n" together (+ EOS)."""
-    config = ScoringConfig()
+def _training_answer(tokenizer, prompt: str, title: str) -> list[int]:
+    """The tokens the trainer puts under the loss for (prompt, title): its encoder + its label mask."""
+    (enc,) = encode(tokenizer, [prompt], [title])
+    batch = pad_batch([enc.input_ids], [enc.prompt_length], [[]], [[]], pad_id=0, hybrid=False)
+    labels = batch.labels[0]
+    return labels[labels != -100].tolist()
+
+
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_scored_answer_ids_are_the_trainers_labels(kind, tokenizer, sp_tokenizer, rows_factory) -> None:
+    """Each candidate's scored ids equal what training labels after that prompt, for both tokenizers.
+
+    With the SentencePiece tokenizer the title tokenized alone differs (the check that follows
+    makes sure the case the joint tokenization exists for really occurs here).
+    """
+    tok = tokenizer if kind == "bpe" else sp_tokenizer
+    differs = 0
     for row in rows_factory(3):
-        prompt = tokenizer(row.prompt)["input_ids"]
-        for title in row.candidate_titles:
-            joint = tokenizer(row.prompt + " " + title + "\n")["input_ids"] + [tokenizer.eos_token_id]
-            assert prompt + answer_token_ids(tokenizer, title, config) == joint
+        answers = candidate_answer_ids(tok, row)
+        for title, answer in zip(row.candidate_titles, answers, strict=True):
+            assert answer == _training_answer(tok, row.prompt, title)
+            alone = tok(" " + title + "\n", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            differs += alone != answer
+    assert (differs > 0) == (kind == "sentencepiece")
+
+
+def test_sentencepiece_scores_equal_brute_force(sp_model, sp_tokenizer, rows_factory) -> None:
+    """The cached scorer scores the joint sequences under a SentencePiece tokenizer too."""
+    rows = rows_factory(3)
+    config = ScoringConfig(prompt_batch_size=2, continuation_batch_size=9)
+    embed = identity_embed_fn(sp_model)
+    sums, _ = score_candidates(sp_model, sp_tokenizer, rows, embed, config)
+    with torch.no_grad():
+        expected = np.stack([brute_force(sp_model, sp_tokenizer, r, config, embed) for r in rows])
+    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_stored_prompt_ids_and_peft_wrapper(model, tokenizer, rows_factory) -> None:

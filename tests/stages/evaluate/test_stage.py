@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages.evaluate import EvaluateConfig, load_rows, run
-from stages.evaluate.scoring import ScoringConfig, answer_token_ids
+from stages.evaluate.scoring import candidate_answer_ids
+from stages.llm.templates import draw_template
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
 pytest.importorskip("stages.llm.prompts")
@@ -112,12 +113,16 @@ def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifa
         artifacts["model"],
     )
     table = pq.read_table(artifacts["prompts"] / "prompts.parquet").to_pylist()
-    stored = [r for r in table if r["split"] == "val" and r["mode"] == "hybrid" and r["template"] == 0]
+    stored = [
+        r
+        for r in table
+        if r["split"] == "val" and r["mode"] == "hybrid" and r["template"] == draw_template(0, r["row"], 3)
+    ]
     rows = load_rows(artifacts["prompts"], "val", "hybrid")
+    assert [r.template for r in rows] == [rec["template"] for rec in stored]
     for rec, row, pred in zip(stored, rows, preds, strict=True):
         ids, n = rec["input_ids"], rec["prompt_length"]
-        target_title = row.candidate_titles[row.target_index]
-        assert ids[n:] == answer_token_ids(backbone.tokenizer, target_title, ScoringConfig())
+        assert ids[n:] == candidate_answer_ids(backbone.tokenizer, row)[row.target_index]
         x = torch.tensor([ids])
         with torch.no_grad():
             logits = llara.logits(

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
 from stages.llm.data import PromptData
-from stages.llm.model import LoraSettings, build_llara_model, load_trained, save_trained
+from stages.llm.model import PromptLM, LoraSettings, build_llara_model, load_trained, save_trained
 from stages.llm.templates import IGNORE_INDEX
 
 
@@ -97,11 +97,13 @@ def test_projector_gets_no_gradient_on_text_batches(llm_inputs: dict[str, Path])
             assert all(g is None for g in projector_grads)
 
 
-def test_state_dict_holds_only_trainable_tensors(llm_inputs: dict[str, Path]) -> None:
+def test_engine_module_state_dict_holds_only_lora(llm_inputs: dict[str, Path]) -> None:
+    """What DeepSpeed checkpoints: the LoRA tensors only (no frozen base, no tied lm_head, no projector)."""
     _, model, _, _ = _model(llm_inputs)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert set(model.state_dict()) == trainable
-    assert any(n.startswith("projector.") for n in trainable) and any("lora_A" in n for n in trainable)
+    lm = PromptLM(model.llm, model.tokens)
+    trainable = {n for n, p in lm.named_parameters() if p.requires_grad}
+    assert set(lm.state_dict()) == trainable
+    assert trainable and all("lora_" in n for n in trainable)
 
 
 def test_save_and_load_give_identical_logits(llm_inputs: dict[str, Path], tmp_path: Path) -> None:

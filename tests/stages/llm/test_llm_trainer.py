@@ -93,7 +93,9 @@ def test_zero_stage_runs_on_cpu_and_output_loads(
     losses = _train(llm_inputs, backbone_cache, out, f"zero_stage={stage}", "max_steps=4")
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 4 and summary["val_loss"] is not None
+    selection = summary["selection"]
+    assert summary["steps"] == 4 and selection["metric"] == "scoring_hr1" and selection["last_step"] == 4
+    assert [h["step"] for h in selection["history"]] == [4] and selection["best_step"] == 4
     projector = load_file(str(out / "projector.safetensors"))
     assert projector["net.0.weight"].shape == (64, 64)
     items = load_file(str(llm_inputs["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"]

@@ -1,0 +1,82 @@
+"""A fine-tuned model must be evaluated on prompts and item embeddings that fit it.
+
+The finetune artifact's ``summary.json`` records what it was trained on (dataset, backbone, item
+count, vocabulary, embedding hash and width). ``check_pairing`` compares that with the prompts and
+embedding artifacts given to the evaluate stage and refuses a pair that does not fit, with one line
+naming both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+from stages.errors import DataError
+
+EMBEDDINGS_FILE = "item_embeddings.safetensors"
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path``; a missing or broken file is a one-line DataError."""
+    if not path.is_file():
+        raise DataError(path, None, f"missing from the {what}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, None, f"not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise DataError(path, None, "not a JSON object")
+    return doc
+
+
+def embeddings_shape(directory: Path) -> tuple[int, int]:
+    """(rows, dim) of an item-embedding artifact's table, read from the safetensors header only."""
+    path = Path(directory) / EMBEDDINGS_FILE
+    if not path.is_file():
+        raise DataError(path, None, "missing: a fine-tuned model needs its item-embedding artifact")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shape = f.get_slice("item_embeddings").get_shape()
+    except Exception as e:  # noqa: BLE001 - safetensors raises several types for a bad file
+        raise DataError(path, "item_embeddings", f"not a readable safetensors table ({e})") from e
+    if len(shape) != 2:
+        raise DataError(path, "item_embeddings", f"expected a 2-d table, got shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def check_pairing(prompts_dir: Path, model_dir: Path, embeddings_dir: Path | None) -> None:
+    """Refuse a fine-tune evaluated on another dataset's prompts, backbone, vocabulary or embeddings."""
+    prompts_file = Path(prompts_dir) / "prompts.json"
+    summary_file = Path(model_dir) / "summary.json"
+    info = read_json(prompts_file, "prompts artifact")
+    summary = read_json(summary_file, "finetune artifact") if summary_file.is_file() else {}
+    trained = summary.get("inputs") or {}
+    both = f"(model {summary_file}, prompts {prompts_file})"
+    for key, ours in (("dataset", summary.get("dataset")), ("backbone", summary.get("backbone"))):
+        if ours is not None and info.get(key) is not None and ours != info[key]:
+            raise DataError(prompts_file, key, f"{info[key]!r} but the model was trained on {ours!r} {both}")
+    for key in ("n_items", "vocab_size"):
+        if trained.get(key) is not None and info.get(key) is not None and trained[key] != info[key]:
+            raise DataError(
+                prompts_file, key, f"{info[key]} but the model was trained with {trained[key]} {both}"
+            )
+    if embeddings_dir is None:
+        return
+    emb_file = Path(embeddings_dir) / EMBEDDINGS_FILE
+    rows, dim = embeddings_shape(Path(embeddings_dir))
+    if info.get("n_items") is not None and rows != info["n_items"]:
+        raise DataError(
+            emb_file, "item_embeddings", f"{rows} rows for the {info['n_items']} items of {prompts_file}"
+        )
+    if trained.get("embedding_dim") is not None and dim != trained["embedding_dim"]:
+        raise DataError(
+            emb_file, "item_embeddings", f"dimension {dim}, the model's projector takes {trained['embedding_dim']}"
+        )
+    sha = trained.get("embeddings_sha256")
+    if sha is not None and hashlib.sha256(emb_file.read_bytes()).hexdigest() != sha:
+        raise DataError(
+            emb_file, "item_embeddings", f"not the embeddings the model was trained with ({summary_file})"
+        )

@@ -1,0 +1,99 @@
+"""Validation during fine-tuning: the selection metric of the model being trained, on the val split.
+
+The rows are those the evaluate stage reads (``stages.evaluate.load_rows``) with each row's template
+drawn from (seed, row), hybrid unless the schedule is ``text``; the metrics are the evaluate stage's
+own (candidate scoring, generation with the paper's substring rule, or the answer loss), so a
+selected step means on validation what the test table means on test.
+
+Several processes: under ZeRO-3 every rank scores every row (each forward gathers parameters
+collectively, so all ranks must run the same passes); otherwise rank r scores rows r, r + world, ...
+and the hit counts are summed over ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
+from stages.evaluate.rows import EvalRow, pad_id
+from stages.evaluate.scoring import ScoringConfig, score_candidates
+from stages.evaluate.stage import hybrid_embed_fn, load_rows
+from stages.llm.data import pad_batch
+from stages.llm.model import LlaraModel, project_items
+from stages.metrics import rank_of_target
+
+Reduce = Callable[[float], float]
+"""Sum of a float over ranks (identity in one process)."""
+
+
+class Validator:
+    """Scores one model state on the validation rows by one metric."""
+
+    def __init__(
+        self,
+        prompts_dir: Path,
+        metric: str,
+        hybrid: bool,
+        seed: int,
+        max_rows: int | None,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        shard: bool = True,
+    ) -> None:
+        self.metric, self.hybrid, self.batch_size, self.pad_id = metric, hybrid, batch_size, 0
+        rows = load_rows(prompts_dir, "val", "hybrid" if hybrid else "text", "draw", max_rows, seed)
+        self.rows: Sequence[EvalRow] = rows[rank::world] if shard and world > 1 else rows
+        self.sharded = shard and world > 1
+
+    @torch.no_grad()
+    def value(self, model: LlaraModel, lm: torch.nn.Module, tokenizer, reduce: Reduce) -> float:
+        """The metric of ``model`` now; ``lm`` is the engine (or module) computing the loss."""
+        self.pad_id = pad_id(tokenizer)
+        total = reduce(float(len(self.rows))) if self.sharded else float(len(self.rows))
+        if self.metric == "val_loss":
+            loss_sum, tokens = self._loss(model, lm)
+            if self.sharded:
+                loss_sum, tokens = reduce(loss_sum), reduce(tokens)
+            return loss_sum / max(tokens, 1e-9)
+        embed = hybrid_embed_fn(model) if self.hybrid else None
+        if self.metric == "scoring_hr1":
+            config = ScoringConfig(prompt_batch_size=max(1, self.batch_size // 2))
+            scores, _ = score_candidates(model.llm, tokenizer, self.rows, embed, config)
+            target = torch.tensor([r.target_index for r in self.rows]).numpy()
+            hits = float((rank_of_target(scores, target) == 0).sum()) if len(self.rows) else 0.0
+        else:
+            gen = GenerationConfigEval(batch_size=self.batch_size)
+            result = evaluate_generation(model.llm, tokenizer, self.rows, embed, gen)
+            hits = float(sum(m.correct for m in result.matches))
+        hits = reduce(hits) if self.sharded else hits
+        return hits / max(total, 1.0)
+
+    def _loss(self, model: LlaraModel, lm: torch.nn.Module) -> tuple[float, float]:
+        """Summed answer-token loss and answer-token count over this rank's rows."""
+        device = next(model.projector.parameters()).device
+        loss_sum, count = 0.0, 0.0
+        for start in range(0, len(self.rows), self.batch_size):
+            part = self.rows[start : start + self.batch_size]
+            ids = [list(r.prompt_ids or ()) for r in part]
+            answers = [list(r.target_answer_ids or ()) for r in part]
+            batch = pad_batch(
+                [p + a for p, a in zip(ids, answers, strict=True)],
+                [len(p) for p in ids],
+                [list(r.history_ids) for r in part],
+                [list(r.candidate_ids) for r in part],
+                pad_id=self.pad_id,
+                hybrid=self.hybrid,
+            ).to(device)
+            history = candidates = None
+            if self.hybrid:
+                history = project_items(model.projector, model.item_embeddings, batch.history_items)
+                candidates = project_items(model.projector, model.item_embeddings, batch.candidate_items)
+            n = float(sum(len(a) for a in answers))
+            loss = lm(batch.input_ids, batch.attention_mask, batch.labels, history, candidates)
+            loss_sum, count = loss_sum + float(loss) * n, count + n
+        return loss_sum, count
+
