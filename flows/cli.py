@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactError, ArtifactStore
+from flows.cli_settings import SetOption, checked_settings
 from flows.cli_store import StoreOption, store_app
 from stages.errors import DataError
 
@@ -224,16 +225,19 @@ def finetune(
         str, typer.Option(help="curriculum | direct | text | two-stage | llara-official.")
     ] = "curriculum",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    settings: SetOption = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
     """Fine-tune the LLM with LoRA + projector under DeepSpeed ZeRO; a killed run resumes when rerun.
 
-    Prints the fine-tuned model artifact's path last.
+    The kept weights are those of the step selected on validation (see ``summary.json``'s
+    ``selection``). Prints the fine-tuned model artifact's path last.
     """
     from dataclasses import replace
 
     from flows.profiles import pipeline_profile
+    from stages.settings import apply_settings
     from tasks.llm import finetune as finetune_fn
 
     artifact_store = ArtifactStore(store)
@@ -242,6 +246,7 @@ def finetune(
     domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
     config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
+    config = apply_settings(config, checked_settings(config, settings))
     trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh)
     typer.echo(trained.path)
 
@@ -274,12 +279,22 @@ def stage(
     ] = None,
     endpoint_model: Annotated[str, typer.Option(help="evaluate: model name sent to --endpoint.")] = "",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    settings: SetOption = None,
     refresh: RefreshOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Run one stage as its own flow, reusing cached artifacts of the others; prints the artifact path."""
+    """Run one stage as its own flow, reusing cached artifacts of the others; prints the artifact path.
+
+    ``--set FIELD=VALUE`` overrides the stage's config (pretrain-sr: PretrainConfig, materialize-prompts:
+    PromptsConfig, finetune: FinetuneConfig, evaluate: EvaluateConfig).
+    """
     from flows import prepare as prepare_flows
     from flows import stage_flows
+
+    if settings:
+        if name not in stage_flows.STAGE_CONFIGS:
+            raise typer.BadParameter(f"the {name.value} stage takes no --set", param_hint="--set")
+        settings = checked_settings(stage_flows.STAGE_CONFIGS[name.value](), settings)
 
     root = str(store) if store else None
     ids = list(input_id or [])
@@ -290,12 +305,12 @@ def stage(
         )
     elif name is StageName.pretrain_sr:
         out = stage_flows.pretrain_sr_flow(
-            data=first, seeds=[seed], profile=profile, refresh=refresh, store=root
+            data=first, seeds=[seed], profile=profile, settings=settings, refresh=refresh, store=root
         )
         artifact_id = list(out.values())[-1]["embeddings"]
     elif name is StageName.materialize_prompts:
         artifact_id = stage_flows.prompts_flow(
-            data=first, profile=profile, backbone=backbone, refresh=refresh, store=root
+            data=first, profile=profile, backbone=backbone, settings=settings, refresh=refresh, store=root
         )
     elif name is StageName.finetune:
         artifact_id = stage_flows.finetune_flow(
@@ -305,6 +320,7 @@ def stage(
             seed=seed,
             profile=profile,
             backbone=backbone,
+            settings=settings,
             refresh=refresh,
             store=root,
         )
@@ -318,6 +334,7 @@ def stage(
             backbone=backbone,
             endpoint=endpoint,
             endpoint_model=endpoint_model,
+            settings=settings,
             refresh=refresh,
             store=root,
         )

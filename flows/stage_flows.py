@@ -14,11 +14,24 @@ from prefect import flow, get_run_logger
 from artifacts import ArtifactStore
 from flows.common import publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
+from stages.evaluate import EvaluateConfig
+from stages.llm.prompts import PromptsConfig
+from stages.llm.trainer import FinetuneConfig
 from stages.report import ReportConfig
 from stages.report.stage import llara_row
+from stages.seqrec.pretrain import PretrainConfig
+from stages.settings import apply_settings
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.pretrain import pretrain_task
+
+# The config class that each stage's ``settings`` (``FIELD=VALUE`` overrides) apply to.
+STAGE_CONFIGS = {
+    "pretrain-sr": PretrainConfig,
+    "materialize-prompts": PromptsConfig,
+    "finetune": FinetuneConfig,
+    "evaluate": EvaluateConfig,
+}
 
 
 def _domain(store: ArtifactStore, data_id: str) -> str:
@@ -32,12 +45,14 @@ def pretrain_sr_flow(
     seeds: list[int] | None = None,
     loss: str = "ce",
     profile: str = "quick",
+    settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> dict[str, dict[str, str]]:
     """Train recommenders (default: sasrec, gru4rec, caser, morec) on a prepared dataset.
 
-    data: prepared-dataset artifact id (default: the latest). Returns {"model/seed": {model, embeddings}}.
+    data: prepared-dataset artifact id (default: the latest). settings: ``FIELD=VALUE`` overrides of
+    PretrainConfig. Returns {"model/seed": {model, embeddings}}.
     """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
@@ -45,7 +60,7 @@ def pretrain_sr_flow(
     out = {}
     for model in models or ["sasrec", "gru4rec", "caser", "morec"]:
         for seed in seeds or [0]:
-            config = plan.pretrain_for(model, seed, loss=loss)
+            config = apply_settings(plan.pretrain_for(model, seed, loss=loss), settings or [])
             out[f"{model}/{seed}"] = pretrain_task(data_id, config, store, refresh=refresh)
     return out
 
@@ -55,14 +70,17 @@ def prompts_flow(
     data: str | None = None,
     profile: str = "quick",
     backbone: str | None = None,
+    settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Materialize the hybrid/text prompts of a prepared dataset for a backbone's tokenizer."""
+    """Materialize the hybrid/text prompts of a prepared dataset for a backbone's tokenizer.
+
+    settings: ``FIELD=VALUE`` overrides of PromptsConfig."""
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id), backbone)
-    return prompts_task(data_id, plan.prompts, store, refresh=refresh)
+    return prompts_task(data_id, apply_settings(plan.prompts, settings or []), store, refresh=refresh)
 
 
 @flow(name="finetune")
@@ -73,16 +91,19 @@ def finetune_flow(
     seed: int = 0,
     profile: str = "quick",
     backbone: str | None = None,
+    settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Fine-tune the LLM on a prompts artifact with an item-embedding artifact (defaults: the latest)."""
+    """Fine-tune the LLM on a prompts artifact with an item-embedding artifact (defaults: the latest).
+
+    settings: ``FIELD=VALUE`` overrides of FinetuneConfig (e.g. ``max_steps=100``)."""
     artifact_store = ArtifactStore(store)
     prompt_set = resolve(artifact_store, "prompts", prompts)
     emb = resolve(artifact_store, "export-embeddings", embeddings)
     domain = _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"])
     plan = pipeline_profile(profile, domain, backbone)
-    config = replace(plan.finetune, schedule=schedule, seed=seed)
+    config = apply_settings(replace(plan.finetune, schedule=schedule, seed=seed), settings or [])
     return finetune_task(prompt_set.id, emb.id, config, store, refresh=refresh)
 
 
@@ -96,17 +117,24 @@ def evaluate_flow(
     backbone: str | None = None,
     endpoint: str | None = None,
     endpoint_model: str = "",
+    settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
     """Evaluate a fine-tuned model (default: the latest), the backbone zero-shot, or an
-    OpenAI-compatible chat endpoint (``endpoint``: base URL, off by default)."""
+    OpenAI-compatible chat endpoint (``endpoint``: base URL, off by default).
+
+    A fine-tuned model is evaluated on the prompts and embeddings it was trained with unless
+    ``prompts`` names others (the stage refuses a pair that does not fit). settings: ``FIELD=VALUE``
+    overrides of EvaluateConfig (e.g. ``template=all``)."""
     artifact_store = ArtifactStore(store)
-    prompt_set = resolve(artifact_store, "prompts", prompts)
+    trained = None if zero_shot or endpoint else resolve(artifact_store, "finetune", model)
+    own_prompts = trained.manifest["inputs"]["prompts"] if trained is not None else None
+    prompt_set = resolve(artifact_store, "prompts", prompts or own_prompts)
     plan = pipeline_profile(
         profile, _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"]), backbone
     )
-    if zero_shot or endpoint:
+    if trained is None:
         config = replace(
             plan.evaluate,
             mode="generation" if endpoint else mode,
@@ -114,12 +142,13 @@ def evaluate_flow(
             endpoint=endpoint,
             endpoint_model=endpoint_model,
         )
+        config = apply_settings(config, settings or [])
         return evaluate_task(prompt_set.id, config, store_root=store, refresh=refresh)
-    trained = resolve(artifact_store, "finetune", model)
     ft = trained.manifest["config"]["config"]
     pretrained = artifact_store.get(trained.manifest["inputs"]["embeddings"]).manifest["inputs"]["model"]
     sr_model = artifact_store.get(pretrained).manifest["config"]["config"]["model"]
     config = replace(plan.evaluate, mode=mode, row=llara_row(sr_model, ft["schedule"]), seed=ft["seed"])
+    config = apply_settings(config, settings or [])
     return evaluate_task(
         prompt_set.id, config, trained.id, trained.manifest["inputs"]["embeddings"], store, refresh=refresh
     )

@@ -73,7 +73,9 @@ def check_pairing(prompts_dir: Path, model_dir: Path, embeddings_dir: Path | Non
         )
     if trained.get("embedding_dim") is not None and dim != trained["embedding_dim"]:
         raise DataError(
-            emb_file, "item_embeddings", f"dimension {dim}, the model's projector takes {trained['embedding_dim']}"
+            emb_file,
+            "item_embeddings",
+            f"dimension {dim}, the model's projector takes {trained['embedding_dim']}",
         )
     sha = trained.get("embeddings_sha256")
     if sha is not None and hashlib.sha256(emb_file.read_bytes()).hexdigest() != sha:

@@ -197,8 +197,12 @@ def template_mean_metrics(predictions: pa.Table, mode: str, seed: int = 0) -> di
     users = np.asarray(predictions.column("user_id").to_numpy())
     if mode == "scoring":
         rank = np.asarray(predictions.column("rank").to_numpy(), dtype=np.int64)
-        outcomes = {"valid_ratio": np.ones(len(rank)), "hr@1": hit_at_k(rank, 1), "hr@5": hit_at_k(rank, 5),
-                    "ndcg@5": ndcg_at_k(rank, 5)}
+        outcomes = {
+            "valid_ratio": np.ones(len(rank)),
+            "hr@1": hit_at_k(rank, 1),
+            "hr@5": hit_at_k(rank, 5),
+            "ndcg@5": ndcg_at_k(rank, 5),
+        }
     else:
         outcomes = {
             "valid_ratio": np.asarray(predictions.column("valid").to_pylist(), dtype=np.float64),

@@ -28,7 +28,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
@@ -256,7 +255,9 @@ def _evaluate_local(
 
 
 def _evaluate_endpoint(config: EvaluateConfig, groups: list[list[EvalRow]]) -> list[EvalOutput]:
-    ep = EndpointConfig(url=config.endpoint or "", model=config.endpoint_model, max_tokens=config.max_new_tokens)
+    ep = EndpointConfig(
+        url=config.endpoint or "", model=config.endpoint_model, max_tokens=config.max_new_tokens
+    )
     outputs = []
     for rows in groups:
         result = evaluate_endpoint(rows, ep, config.rule, config.seed)
@@ -301,7 +302,9 @@ def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     ordered = [r for group in groups for r in group]
     predictions = predictions.append_column("split", pa.array([config.split] * n))
     predictions = predictions.append_column("prompt_mode", pa.array([prompt_mode] * n))
-    predictions = predictions.append_column("template", pa.array([r.template for r in ordered], type=pa.int8()))
+    predictions = predictions.append_column(
+        "template", pa.array([r.template for r in ordered], type=pa.int8())
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(predictions, out_dir / "predictions.parquet")
     row = _row_name(config, inputs, prompt_mode)
@@ -311,7 +314,9 @@ def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         metrics = template_mean_metrics(predictions, mode, config.seed)
         by_template = {t: o.metrics for t, o in zip(templates, outputs, strict=True)}
         tables = [result_table(metrics, row=row, mode=mode, **labels)]
-        tables += [result_table(m, row=f"{row} [template {t}]", mode=mode, **labels) for t, m in by_template.items()]
+        tables += [
+            result_table(m, row=f"{row} [template {t}]", mode=mode, **labels) for t, m in by_template.items()
+        ]
         result = pa.concat_tables(tables)
     else:
         metrics, by_template = outputs[0].metrics, {}

@@ -187,7 +187,10 @@ class PromptData:
             multiple_of,
         )
         if hybrid:  # here on the CPU, so that the forward pass needs no host sync to check it
-            for token, items in ((self.tokens.history, batch.history_items), (self.tokens.cans, batch.candidate_items)):
+            for token, items in (
+                (self.tokens.history, batch.history_items),
+                (self.tokens.cans, batch.candidate_items),
+            ):
                 if int((batch.input_ids == token).sum()) != items.numel():
                     raise ValueError(f"{self.directory}: a title contains a placeholder token ({token})")
         return batch

@@ -45,9 +45,7 @@ class Projector(nn.Module):
         return self.net(items)
 
 
-def project_items(
-    projector: nn.Module, item_embeddings: torch.Tensor, items: torch.Tensor
-) -> torch.Tensor:
+def project_items(projector: nn.Module, item_embeddings: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """``projector(E[items])``: (n,) item ids -> (n, d) LLM input embeddings, in the projector's dtype."""
     param = next(projector.parameters())
     table = item_embeddings.to(device=param.device)
@@ -140,6 +138,10 @@ class PromptLM(nn.Module):
     ) -> torch.Tensor:
         """Mean cross-entropy over answer tokens (labels != -100). input_ids/attention_mask/labels: (B, L)."""
         emb = self.llm.get_input_embeddings()(input_ids)  # (B, L, d)
+        if self.training:
+            # The same autograd graph for text-only and hybrid batches: under ZeRO-3, ranks whose
+            # micro-batches differ in kind (llara-official) must run the same gradient collectives.
+            emb.requires_grad_(True)
         emb = scatter_items(emb, input_ids, self.tokens, history_values, candidate_values)
         out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, use_cache=False)
         return out.loss

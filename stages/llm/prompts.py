@@ -188,7 +188,7 @@ def read_eval_prompts(
     seed: int = 0,
     max_rows: int | None = None,
 ) -> pa.Table:
-    """Rows of ``prompts.parquet`` for one evaluation split and mode (text/hybrid), ordered by (row, template).
+    """Rows of ``prompts.parquet`` for one evaluation split and mode (text/hybrid), by (row, template).
 
     ``template``: an index, ``"draw"`` (row r gets ``draw_template(seed, r, n)``) or ``"all"``;
     ``max_rows``: only rows ``0 .. max_rows - 1`` of the split (per template).
@@ -198,7 +198,9 @@ def read_eval_prompts(
     if not path.is_file():
         raise DataError(path, None, "missing from the prompts artifact")
     table = pq.read_table(path)
-    table = table.filter(pc.and_(pc.equal(table.column("split"), split), pc.equal(table.column("mode"), mode)))
+    table = table.filter(
+        pc.and_(pc.equal(table.column("split"), split), pc.equal(table.column("mode"), mode))
+    )
     if max_rows is not None:
         table = table.filter(pc.less(table.column("row"), max_rows))
     n_templates = int(pc.max(table.column("template")).as_py()) + 1 if table.num_rows else 0

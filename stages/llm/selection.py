@@ -56,8 +56,12 @@ class Selection:
         return any(h["step"] == step for h in self.history)
 
     def state(self) -> dict:
-        return {"metric": self.metric, "history": list(self.history), "best_step": self.best_step,
-                "best_value": self.best_value}
+        return {
+            "metric": self.metric,
+            "history": list(self.history),
+            "best_step": self.best_step,
+            "best_value": self.best_value,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> Selection:

@@ -239,11 +239,12 @@ class FinetuneRecipe:
         """Whether any micro-batch of the current optimizer step, on any rank, is hybrid."""
         first = self.step_in_epoch * self.micro_per_step
         return any(
-            self.curriculum.is_hybrid(self.global_step, self.epoch, first + i) for i in range(self.micro_per_step)
+            self.curriculum.is_hybrid(self.global_step, self.epoch, first + i)
+            for i in range(self.micro_per_step)
         )
 
     def optimizer_step(self, batches: list[Batch], projector_steps: bool) -> list[torch.Tensor]:
-        """Forward/backward this rank's micro-batches of one optimizer step, then step LoRA and maybe the projector.
+        """Forward/backward this rank's micro-batches of one step; step LoRA, and the projector if asked.
 
         ``projector_steps``: the same on every rank (``step_is_hybrid``); when False the projector's
         weights and Adam state are not touched. Returns the micro-batch losses (no host sync).
@@ -297,7 +298,9 @@ class FinetuneRecipe:
                     hybrid = self.curriculum.is_hybrid(self.global_step, self.epoch, index)
                     template = self.data.template_of(self.epoch, index)
                     batches.append(
-                        self.data.train_batch(micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of)
+                        self.data.train_batch(
+                            micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of
+                        )
                     )
                 losses = self.optimizer_step(batches, self.step_is_hybrid())
                 tokens = sum(b.real_tokens for b in batches)
@@ -417,7 +420,8 @@ class FinetuneRecipe:
 
         named = [(n, p) for n, p in self.engine.module.named_parameters() if p.requires_grad]
         projector = {
-            f"projector.{n}": p.detach().float().cpu().clone() for n, p in self.model.projector.named_parameters()
+            f"projector.{n}": p.detach().float().cpu().clone()
+            for n, p in self.model.projector.named_parameters()
         }
         embedding = self.model.llm.get_input_embeddings().weight
         if self.config.zero_stage == 3:

@@ -96,4 +96,3 @@ class Validator:
             loss = lm(batch.input_ids, batch.attention_mask, batch.labels, history, candidates)
             loss_sum, count = loss_sum + float(loss) * n, count + n
         return loss_sum, count
-

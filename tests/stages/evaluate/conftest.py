@@ -86,7 +86,9 @@ def build_sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
         [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
     )
     tok.backend_tokenizer.pre_tokenizer = None
-    tok.add_special_tokens({"pad_token": "<pad>", "additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[PH]"]})
+    tok.add_special_tokens(
+        {"pad_token": "<pad>", "additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[PH]"]}
+    )
     return tok
 
 

@@ -22,7 +22,9 @@ from stages.llm.trainer import FinetuneRecipe
 def _snapshot(recipe: FinetuneRecipe) -> tuple[dict, dict, dict]:
     weights = {n: p.detach().clone() for n, p in recipe.model.projector.named_parameters()}
     optimizer = copy.deepcopy(recipe.projector_optimizer.state_dict()["state"])
-    lora = {n: p.detach().float().clone() for n, p in recipe.engine.module.named_parameters() if p.requires_grad}
+    lora = {
+        n: p.detach().float().clone() for n, p in recipe.engine.module.named_parameters() if p.requires_grad
+    }
     return weights, optimizer, lora
 
 
@@ -42,7 +44,9 @@ def _same(a: dict, b: dict) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("zero", "offload"), [(0, False), (1, False), (2, False), (3, False), (2, True), (3, True)])
+@pytest.mark.parametrize(
+    ("zero", "offload"), [(0, False), (1, False), (2, False), (3, False), (2, True), (3, True)]
+)
 def test_text_only_steps_leave_projector_and_its_adam_state_bit_identical(
     llm_inputs: dict[str, Path], tmp_path: Path, zero: int, offload: bool
 ) -> None:

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
 from stages.llm.data import PromptData
-from stages.llm.model import PromptLM, LoraSettings, build_llara_model, load_trained, save_trained
+from stages.llm.model import LoraSettings, PromptLM, build_llara_model, load_trained, save_trained
 from stages.llm.templates import IGNORE_INDEX
 
 

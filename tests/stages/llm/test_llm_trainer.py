@@ -18,71 +18,7 @@ from safetensors.torch import load_file
 from stages.llm.backbone import load_backbone
 from stages.llm.data import PromptData
 from stages.llm.model import load_trained
-
-REPO = Path(__file__).resolve().parents[3]
-NO_DROPOUT = 'lora={"dropout": 0.0}'
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(
-        os.environ,
-        LLARA_BACKBONE_CACHE=str(cache),
-        PYTHONPATH=str(REPO),
-        OMP_NUM_THREADS="1",
-        DS_ACCELERATOR="cpu",
-        PYTHONUNBUFFERED="1",
-    )
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return env
-
-
-def _args(inputs: dict[str, Path], out: Path, *sets: str, checkpoints: Path | None = None) -> list[str]:
-    args = [
-        "-m",
-        "stages.llm",
-        "--profile",
-        "smoke",
-        "--prompts",
-        str(inputs["prompts"]),
-        "--embeddings",
-        str(inputs["embeddings"]),
-        "--out",
-        str(out),
-    ]
-    if checkpoints is not None:
-        args += ["--checkpoint-dir", str(checkpoints), "--resume"]
-    for item in sets:
-        args += ["--set", item]
-    return args
-
-
-def _train(
-    inputs: dict[str, Path],
-    cache: Path,
-    out: Path,
-    *sets: str,
-    checkpoints: Path | None = None,
-    launcher: list[str] | None = None,
-) -> list[float]:
-    command = (launcher or [sys.executable]) + _args(inputs, out, *sets, checkpoints=checkpoints)
-    proc = subprocess.Popen(
-        command,
-        env=_env(cache),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a timeout kills the launcher and its workers together
-    )
-    try:
-        _, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()
+from tests.stages.llm._run import NO_DROPOUT, REPO, _args, _env, _train
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -160,3 +96,29 @@ def test_two_process_zero3_matches_one_process(
     ]
     two = _train(llm_inputs, backbone_cache, tmp_path / "two", *common, "grad_accum=1", launcher=torchrun)
     assert two == pytest.approx(one, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_process_llara_official_under_zero3_completes(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    """Ranks disagree on hybrid micro-batches under llara-official; the run must not hang and must agree."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(port)]
+    sets = (
+        "zero_stage=3",
+        "schedule=llara-official",
+        "epochs=3",
+        "max_steps=6",
+        "micro_batch=2",
+        "eval_every=3",
+    )
+    losses = _train(llm_inputs, backbone_cache, tmp_path / "out", *sets, "grad_accum=1", launcher=torchrun)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(losses) == 6 and summary["world_size"] == 2 and 0 < summary["hybrid_fraction"] < 1
+    assert [h["step"] for h in summary["selection"]["history"]] == [3, 6]
+    hybrid = pq.read_table(tmp_path / "out" / "train_log.parquet").column("hybrid").to_pylist()
+    assert 0.5 in hybrid  # a step where the two ranks' micro-batches differed in kind

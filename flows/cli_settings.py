@@ -1,0 +1,27 @@
+"""``--set FIELD=VALUE``: the CLI option that overrides a stage's config, checked before anything runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Override a field of the stage's config, e.g. --set max_steps=8 --set lora.r=4 (repeatable).",
+    ),
+]
+
+
+def checked_settings(config: object, settings: list[str] | None) -> list[str]:
+    """``settings`` after checking them against ``config``; a bad one exits 2 with one line naming it."""
+    from stages.settings import SettingError, apply_settings
+
+    try:
+        apply_settings(config, settings or [])
+    except SettingError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from e
+    return list(settings or [])

@@ -1,0 +1,76 @@
+"""Run the finetune stage as users do (``python -m stages.llm``, maybe under torchrun), in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[3]
+NO_DROPOUT = 'lora={"dropout": 0.0}'
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(
+        os.environ,
+        LLARA_BACKBONE_CACHE=str(cache),
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS="1",
+        DS_ACCELERATOR="cpu",
+        PYTHONUNBUFFERED="1",
+    )
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def _args(inputs: dict[str, Path], out: Path, *sets: str, checkpoints: Path | None = None) -> list[str]:
+    args = [
+        "-m",
+        "stages.llm",
+        "--profile",
+        "smoke",
+        "--prompts",
+        str(inputs["prompts"]),
+        "--embeddings",
+        str(inputs["embeddings"]),
+        "--out",
+        str(out),
+    ]
+    if checkpoints is not None:
+        args += ["--checkpoint-dir", str(checkpoints), "--resume"]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+def _train(
+    inputs: dict[str, Path],
+    cache: Path,
+    out: Path,
+    *sets: str,
+    checkpoints: Path | None = None,
+    launcher: list[str] | None = None,
+) -> list[float]:
+    command = (launcher or [sys.executable]) + _args(inputs, out, *sets, checkpoints=checkpoints)
+    proc = subprocess.Popen(
+        command,
+        env=_env(cache),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a timeout kills the launcher and its workers together
+    )
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()

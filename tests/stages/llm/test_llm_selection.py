@@ -1,0 +1,111 @@
+"""Model selection on validation through the real finetune stage (DeepSpeed, subprocess, kill -9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stages.llm.backbone import load_backbone
+from stages.llm.model import PromptLM, load_trained
+from stages.llm.selection import Selection
+from stages.llm.validation import Validator
+from tests.stages.llm._run import REPO, _args, _env, _train
+
+# Four train rows seen again and again at a high learning rate: validation loss is best before
+# the end (step 10 of 12 on the CPU here), so keeping the last step would be visibly wrong.
+OVERFIT = (
+    "max_train_rows=4",
+    "epochs=20",
+    "max_steps=12",
+    "lr=0.1",
+    "schedule=direct",
+    "eval_every=1",
+    "selection_metric=val_loss",
+    "checkpoint_every=2",
+)
+
+
+def test_selection_record_keeps_the_earlier_step_on_ties_and_minimises_loss() -> None:
+    hr = Selection("scoring_hr1")
+    assert hr.record(2, 0, 0.5) and not hr.record(4, 0, 0.5) and hr.record(6, 0, 0.75)
+    assert (hr.best_step, hr.best_value) == (6, 0.75) and not hr.record(8, 1, float("nan"))
+    loss = Selection("val_loss")
+    assert loss.record(1, 0, 3.0) and loss.record(2, 0, 2.0) and not loss.record(3, 0, 2.5)
+    assert loss.summary(3) == {
+        "metric": "val_loss",
+        "best_step": 2,
+        "best_value": 2.0,
+        "last_step": 3,
+        "history": [
+            {"step": 1, "epoch": 0, "value": 3.0},
+            {"step": 2, "epoch": 0, "value": 2.0},
+            {"step": 3, "epoch": 0, "value": 2.5},
+        ],
+    }
+    with pytest.raises(ValueError, match="selection metric"):
+        Selection("test_hr1")
+
+
+def _reloaded_val_loss(inputs: dict[str, Path], out: Path) -> float:
+    backbone = load_backbone("tiny-random")
+    items = load_file(str(inputs["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"]
+    model = load_trained(backbone, items, out)
+    validator = Validator(inputs["prompts"], "val_loss", True, seed=0, max_rows=8, batch_size=8)
+    return validator.value(model, PromptLM(model.llm, backbone.tokens), backbone.tokenizer, lambda x: x)
+
+
+def test_artifact_holds_the_best_validation_step_not_the_last(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _train(llm_inputs, backbone_cache, out, *OVERFIT, checkpoints=tmp_path / "ckpt")
+    selection = json.loads((out / "summary.json").read_text())["selection"]
+    values = [h["value"] for h in selection["history"]]
+    assert [h["step"] for h in selection["history"]] == list(range(1, 13))
+    assert selection["best_value"] == min(values) and selection["best_step"] == values.index(min(values)) + 1
+    assert selection["best_step"] < selection["last_step"] == 12 and values[-1] > min(values)
+    # The saved weights score the best value again on validation, not the last one.
+    assert _reloaded_val_loss(llm_inputs, out) == pytest.approx(selection["best_value"], rel=1e-5)
+
+
+def test_kill_and_resume_keeps_the_best_so_far(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    _train(llm_inputs, backbone_cache, tmp_path / "ref", *OVERFIT, checkpoints=tmp_path / "ref-ckpt")
+    reference = json.loads((tmp_path / "ref" / "summary.json").read_text())["selection"]
+    checkpoints = tmp_path / "ckpt"
+    command = [sys.executable] + _args(llm_inputs, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
+    proc = subprocess.Popen(
+        command,
+        env=_env(backbone_cache),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 11 "):  # step 12 ran; its validation and checkpoint have not: resume at 10
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "out" / "summary.json").exists()
+    assert reference["best_step"] <= 10, "the crafted run must select a step before the resumed checkpoint"
+    _train(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
+    resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["selection"]
+    assert resumed["best_step"] == reference["best_step"]
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in reference["history"]]
+    assert [h["value"] for h in resumed["history"]] == pytest.approx(
+        [h["value"] for h in reference["history"]]
+    )
+    for name in ("projector.safetensors", "token_rows.safetensors"):
+        ref, got = load_file(str(tmp_path / "ref" / name)), load_file(str(tmp_path / "out" / name))
+        assert ref.keys() == got.keys() and all(torch.allclose(ref[k], got[k], atol=1e-6) for k in ref)
