@@ -227,6 +227,14 @@ def finetune_config(model_dir: Path) -> dict:
     return found
 
 
+def trained_selection(model_dir: Path) -> dict | None:
+    """Which step of the fine-tune the evaluated weights are (``summary.json``'s selection, no history)."""
+    selection = finetune_config(model_dir).get("selection")
+    if not isinstance(selection, dict):
+        return None
+    return {k: selection.get(k) for k in ("metric", "best_step", "best_value", "last_step")}
+
+
 def _prompt_mode(config: EvaluateConfig, inputs: dict[str, Path]) -> str:
     """Explicit, else hybrid for a model trained with hybrid batches, text for TALLRec / zero-shot."""
     if config.prompt_mode != "auto":
@@ -333,5 +341,7 @@ def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     }
     if by_template:
         summary["metrics_by_template"] = {str(t): estimates_dict(m) for t, m in by_template.items()}
+    if inputs.get("model") is not None:
+        summary["selection"] = trained_selection(Path(inputs["model"]))
     (out_dir / "metrics.json").write_text(json.dumps({**summary, "config": asdict(config)}, indent=2))
     return summary

@@ -33,6 +33,7 @@ from stages.report.published import (
     published_model,
     published_wide,
 )
+from stages.report.selection import RowKey, notes_cells, read_row_notes, validation_curves
 
 NAME = "report"
 # Report row names of the sequential recommenders (as in the paper's Table 2).
@@ -159,8 +160,16 @@ def _fmt(value, ci_low=None, ci_high=None) -> str:
     return text
 
 
-def render_markdown(table: pl.DataFrame, config: ReportConfig, figures: list[str]) -> str:
-    """report.md: one table per dataset (ours with CIs, published by source), then the sources."""
+def render_markdown(
+    table: pl.DataFrame,
+    config: ReportConfig,
+    figures: list[str],
+    notes: dict[RowKey, list[dict]] | None = None,
+) -> str:
+    """report.md: one table per dataset (ours with CIs, published by source), then the sources.
+
+    ``notes``: per table line, each seed's selected fine-tuning step and evaluation templates."""
+    notes = notes or {}
     lines = [f"# {config.title}", ""]
     lines.append(
         "HitRatio@1 = correct / total under the paper's rule (one candidate title in the first line of"
@@ -169,11 +178,18 @@ def render_markdown(table: pl.DataFrame, config: ReportConfig, figures: list[str
         "the answer); scoring rows rank the candidates by likelihood (ValidRatio 1 by construction)."
     )
     lines.append("Intervals: 95 % bootstrap over users. Multi-seed rows: mean over seeds, ± std (min–max).")
+    lines.append(
+        "Selected step: the fine-tuning step kept on validation / the steps run (per seed); templates:"
+    )
+    lines.append(
+        "the prompt templates the evaluation used (drawn per row from the seed, or all with their mean)."
+    )
     lines.append("")
     keys = ["dataset", "row", "mode", "split", "backbone"]
     for dataset in table["dataset"].unique(maintain_order=True).to_list():
         part = table.filter(pl.col("dataset") == dataset)
-        head = ["row", "mode", "split", "backbone", "seeds", "n"] + [label for _, label in METRIC_COLUMNS]
+        head = ["row", "mode", "split", "backbone", "seeds", "n", "selected step", "templates"]
+        head += [label for _, label in METRIC_COLUMNS]
         head += [f"published HR@1 ({SHORT[s]})" for s in SOURCES]
         head += [f"published ValidRatio ({SHORT[s]})" for s in SOURCES]
         lines += [f"## {dataset}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -187,6 +203,7 @@ def render_markdown(table: pl.DataFrame, config: ReportConfig, figures: list[str
                 first["backbone"],
                 first["seed_list"],
                 str(max(r["n"] for r in by_metric.values())),
+                *notes_cells(notes.get(tuple(str(first[k]) for k in keys), [])),
             ]
             for metric, _ in METRIC_COLUMNS:
                 r = by_metric.get(metric)
@@ -229,7 +246,8 @@ def _published_only(part: pl.DataFrame, dataset: str) -> str:
 
 def run(config: ReportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Collect results and train logs from ``inputs``; write the table, report.md and figures."""
-    frames, logs, infos = [], {}, []
+    frames, logs, infos, summaries = [], {}, [], {}
+    notes: dict[RowKey, list[dict]] = {}
     for role, value in sorted(inputs.items()):
         path = Path(value)
         if not path.exists():
@@ -237,10 +255,14 @@ def run(config: ReportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         found = _read_results(role, path)
         if found is not None:
             frames.append(found)
+            note = read_row_notes(path)
+            if note is not None:
+                notes.setdefault(note[0], []).append(note[1])
         log = _read_log(path)
         if log is not None:
             logs[role], summary = log
             infos.append(summary)
+            summaries[role] = summary
     if not frames and not logs:
         raise DataError(
             out_dir, None, "no metrics.parquet / metrics.json / train_log.parquet among the inputs"
@@ -264,9 +286,14 @@ def run(config: ReportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         plot_training(logs, out_dir / "loss.png", "loss", "training loss", info, config.smooth)
         plot_training(logs, out_dir / "hybrid.png", "hybrid", "hybrid-prompt fraction", info, config.smooth)
         figures += ["loss.png", "hybrid.png"]
+        curves, metric = validation_curves(summaries)
+        if curves:
+            val_info = {**info, "split": "val"}
+            plot_training(curves, out_dir / "validation.png", "value", f"validation {metric}", val_info)
+            figures.append("validation.png")
     if table is None:
         table = build_table(pl.DataFrame(schema=RESULT_SCHEMA))
-    markdown = render_markdown(table, config, figures)
+    markdown = render_markdown(table, config, figures, notes)
     if logs:
         markdown += (
             "\nTraining curves: "

@@ -133,3 +133,41 @@ def test_report_accepts_metrics_json_and_rejects_empty_inputs(tmp_path: Path) ->
     empty.mkdir()
     with pytest.raises(DataError):
         run(ReportConfig(), {"x": empty}, tmp_path / "out2")
+
+
+def test_report_names_each_llm_rows_selected_step_and_plots_validation(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    inputs = {}
+    for seed, (best, last) in enumerate([(16, 32), (32, 32)]):
+        d = metrics_dir(src, f"e{seed}", "LLaRA(SASRec)", "scoring", seed, 0.4)
+        labels = {"dataset": "movielens", "row": "LLaRA(SASRec)", "mode": "scoring", "split": "test"}
+        note = {
+            "selection": {"metric": "scoring_hr1", "best_step": best, "last_step": last},
+            "templates": "draw",
+        }
+        (d / "metrics.json").write_text(
+            json.dumps({**labels, "backbone": "tiny-random", "seed": seed, "metrics": {}, **note})
+        )
+        inputs[f"eval_s{seed}"] = d
+        t = train_dir(src, f"t{seed}", seed)
+        summary = json.loads((t / "summary.json").read_text())
+        history = [{"step": s, "epoch": 0, "value": v} for s, v in ((16, 0.3), (32, 0.2 + 0.2 * seed))]
+        summary["selection"] = {
+            "metric": "scoring_hr1",
+            "best_step": best,
+            "last_step": last,
+            "history": history,
+        }
+        (t / "summary.json").write_text(json.dumps(summary))
+        inputs[f"train_s{seed}"] = t
+    inputs["zero"] = metrics_dir(src, "z", "zero-shot", "scoring", 0, 0.05)
+    out = tmp_path / "out"
+    run(ReportConfig(), inputs, out)
+    md = (out / "report.md").read_text()
+    assert (
+        "| LLaRA(SASRec) | scoring | test | tiny-random | 0,1 | 95 | 16/32, 32/32 (scoring_hr1) | drawn per row |"
+        in md
+    )
+    assert "| zero-shot | scoring | test | tiny-random | 0 | 95 | – | – |" in md
+    assert (out / "validation.png").stat().st_size > 0 and "![validation.png](validation.png)" in md
