@@ -1,0 +1,70 @@
+"""The finetune stage's configuration and its learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from stages.llm.model import LoraSettings
+from stages.llm.selection import SelectionMetric
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Configuration of LLaRA fine-tuning (defaults: the public hyperparameters for MovieLens)."""
+
+    backbone: str = "smollm2-135m"
+    """Backbone spec; must be the one the prompts artifact was built for."""
+    schedule: str = "curriculum"
+    """Curriculum: curriculum, direct, text, two-stage or llara-official."""
+    two_stage_text_epochs: int | None = None
+    """``two-stage``: text-only epochs first (None: half of the epochs)."""
+    epochs: int = 5
+    """Passes over the train rows (candidates are redrawn every epoch)."""
+    micro_batch: int = 8
+    """Rows per process per forward pass."""
+    grad_accum: int = 16
+    """Micro-batches per process per optimizer step (effective batch = micro * accum * world)."""
+    lr: float = 8e-4
+    """Peak learning rate; warmup from lr/100 over max_steps/20 steps, cosine down to lr/100."""
+    weight_decay: float = 1e-5
+    """Adam (L2) weight decay of the projector; LoRA weights get none."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA rank, alpha, dropout, target layers."""
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage (2 default, 3 for large backbones)."""
+    offload: bool = False
+    """Offload optimizer state (and ZeRO-3 parameters) to CPU memory."""
+    precision: str = "auto"
+    """auto (bf16 on GPU, fp32 on CPU), bf16 or fp32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass."""
+    length_grouping: bool = True
+    """Group rows of similar length into micro-batches (less padding)."""
+    pad_to_multiple_of: int = 1
+    """Pad each micro-batch's length to a multiple of this."""
+    max_train_rows: int | None = None
+    """Subsample the train rows (deterministically from the seed); None: all."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (T of the curriculum and the scheduler); None: epochs."""
+    val_rows: int | None = None
+    """Validation rows scored at each validation (None: all); 0: no validation, the last step is kept."""
+    eval_every: int = 0
+    """Also validate every N optimizer steps (0: only at each epoch end and after the last step)."""
+    selection_metric: SelectionMetric = "scoring_hr1"
+    """Metric that selects the kept step: scoring_hr1 (default), generation_hr1 (the paper's), val_loss."""
+    eval_batch_size: int = 8
+    """Validation prompts per batch (scoring runs half as many per forward pass)."""
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint every N optimizer steps (0: never)."""
+    seed: int = 0
+    """Seed of candidates, batching, templates, curriculum draws, LoRA/projector init and dropout."""
+
+
+def lr_multiplier(step: int, total: int) -> float:
+    """LR / peak at an optimizer step: linear warmup from 1/100 over total/20 steps, cosine to 1/100."""
+    warmup = max(1, total // 20)
+    if step < warmup:
+        return 0.01 + 0.99 * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
