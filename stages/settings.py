@@ -85,7 +85,9 @@ def apply_setting(config: Any, text: str) -> Any:
     name = type(config).__name__
     hints = get_type_hints(type(config))
     known = [f.name for f in dataclasses.fields(config)]
-    if not sep or head not in known:
+    if not sep:
+        raise SettingError(f"--set {text!r}: expected FIELD=VALUE")
+    if head not in known:
         raise SettingError(f"--set {text!r}: {head!r} is not a field of {name} (fields: {', '.join(known)})")
     kind = hints[head]
     if rest:

@@ -131,3 +131,61 @@ def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifa
         logp = torch.log_softmax(logits[0].double(), -1)
         expected = sum(float(logp[p - 1, ids[p]]) for p in range(n, len(ids)))
         assert pred["scores"][row.target_index] == pytest.approx(expected, abs=1e-3)
+
+
+def test_template_all_reports_each_template_and_their_mean(artifacts, tmp_path: Path) -> None:
+    config = EvaluateConfig(
+        mode="scoring", split="test", backbone="tiny-random", template="all", batch_size=4
+    )
+    summary = run(config, {"prompts": artifacts["prompts"]}, tmp_path)
+    preds = pq.read_table(tmp_path / "predictions.parquet").to_pylist()
+    assert summary["templates"] == "all" and len(preds) == 3 * 4
+    assert sorted({p["template"] for p in preds}) == [0, 1, 2]
+    metrics = pl.read_parquet(tmp_path / "metrics.parquet").filter(pl.col("metric") == "hr@1")
+    by_row = dict(zip(metrics["row"], metrics["mean"], strict=True))
+    per_template = [by_row[f"zero-shot [template {t}]"] for t in range(3)]
+    assert by_row["zero-shot"] == pytest.approx(np.mean(per_template))
+    hits = np.array([p["rank"] == 0 for p in preds], dtype=float)
+    assert by_row["zero-shot"] == pytest.approx(hits.mean())  # one row per user and template
+
+
+def test_drawn_templates_are_reproducible_and_follow_the_seed(artifacts) -> None:
+    first = [r.template for r in load_rows(artifacts["prompts"], "test", "text", "draw", seed=0)]
+    again = [r.template for r in load_rows(artifacts["prompts"], "test", "text", "draw", seed=0)]
+    assert first == again == [draw_template(0, row, 3) for row in range(4)]
+    draws = {s: [draw_template(s, row, 3) for row in range(30)] for s in range(3)}
+    assert all(set(d) == {0, 1, 2} for d in draws.values()) and draws[0] != draws[1]
+    fixed = load_rows(artifacts["prompts"], "test", "text", 2)
+    assert {r.template for r in fixed} == {2} and [r.row_id for r in fixed] == [0, 1, 2, 3]
+
+
+def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifacts, tmp_path: Path) -> None:
+    import shutil
+
+    from stages.errors import DataError
+
+    model = tmp_path / "model"
+    shutil.copytree(artifacts["model"], model)
+    sha = __import__("hashlib").sha256((artifacts["embeddings"] / "item_embeddings.safetensors").read_bytes())
+    trained = {"n_items": N_ITEMS, "embedding_dim": 64, "embeddings_sha256": sha.hexdigest()}
+    summary = {"schedule": "curriculum", "dataset": "tiny", "backbone": "tiny-random", "inputs": trained}
+    (model / "summary.json").write_text(json.dumps(summary))
+    config = EvaluateConfig(mode="scoring", split="val", backbone="tiny-random", batch_size=2)
+    inputs = {"prompts": artifacts["prompts"], "model": model, "embeddings": artifacts["embeddings"]}
+    run(config, inputs, tmp_path / "ok")  # the pair it was trained on
+
+    (model / "summary.json").write_text(json.dumps({**summary, "dataset": "lastfm"}))
+    with pytest.raises(DataError, match="dataset.*trained on 'lastfm'") as error:
+        run(config, inputs, tmp_path / "a")
+    assert str(model / "summary.json") in str(error.value) and "prompts.json" in str(error.value)
+    (model / "summary.json").write_text(json.dumps(summary))
+
+    other = tmp_path / "emb"
+    other.mkdir()
+    save_file({"item_embeddings": torch.randn(N_ITEMS + 1, 64)}, str(other / "item_embeddings.safetensors"))
+    with pytest.raises(DataError, match="31 rows for the 30 items"):
+        run(config, {**inputs, "embeddings": other}, tmp_path / "b")
+    save_file({"item_embeddings": torch.randn(N_ITEMS, 64)}, str(other / "item_embeddings.safetensors"))
+    with pytest.raises(DataError, match="not the embeddings the model was trained with"):
+        run(config, {**inputs, "embeddings": other}, tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
