@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 import stages.errors
 import stages.metrics
 from artifacts import Artifact, ArtifactStore, artifact_id, code_version
+from stages.process import scoped_process_state
 
 # Shared code every stage depends on; a change here changes every stage's code version.
 SHARED_CODE = (stages.errors, stages.metrics)
@@ -46,6 +47,12 @@ def identity_of(config: Any) -> Any:
         return config
     skip = getattr(type(config), "NOT_IN_ID", ())
     return {k: v for k, v in asdict(config).items() if k not in skip}
+
+
+def _scoped(run: Any, *args: Any, **kwargs: Any) -> Any:
+    """``run(*args, **kwargs)`` with the process state restored after it (``stages.process``)."""
+    with scoped_process_state():
+        return run(*args, **kwargs)
 
 
 def run_stage(
@@ -79,7 +86,7 @@ def run_stage(
         key,
         inputs=inputs,
         code=code,
-        produce=lambda out: module.run(config, paths, out, **extra),
+        produce=lambda out: _scoped(module.run, config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
     )

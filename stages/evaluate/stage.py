@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +40,7 @@ from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table,
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 from stages.llm.prompts import read_eval_prompts
 from stages.llm.templates import TemplateChoice
+from stages.process import available_cores
 
 NAME = "evaluate"
 Mode = Literal["generation", "scoring"]
@@ -48,6 +49,8 @@ Mode = Literal["generation", "scoring"]
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Configuration of one evaluation run."""
+
+    NOT_IN_ID: ClassVar[tuple[str, ...]] = ("threads",)
 
     mode: Mode = "generation"
     """``generation`` (greedy + substring rule, the paper's numbers) or ``scoring`` (candidate likelihood)."""
@@ -78,6 +81,8 @@ class EvaluateConfig:
     """OpenAI-compatible endpoint URL for a zero-shot row (off by default); no local model is loaded."""
     endpoint_model: str = ""
     """The ``model`` field sent to the endpoint."""
+    threads: int = 0
+    """torch CPU threads; 0: every core this process may use."""
     device: str = "auto"
     """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
 
@@ -198,6 +203,8 @@ def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
 
     backbone = load_backbone(config.backbone)
     device = _device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads or available_cores())
     if "model" not in inputs or inputs["model"] is None:
         model = backbone.model.to(device).eval()
         return model, backbone.tokenizer, None

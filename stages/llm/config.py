@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from stages.llm.model import LoraSettings
 from stages.llm.selection import SelectionMetric
@@ -12,6 +13,8 @@ from stages.llm.selection import SelectionMetric
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Configuration of LLaRA fine-tuning (defaults: the public hyperparameters for MovieLens)."""
+
+    NOT_IN_ID: ClassVar[tuple[str, ...]] = ("threads",)
 
     backbone: str = "smollm2-135m"
     """Backbone spec; must be the one the prompts artifact was built for."""
@@ -59,6 +62,8 @@ class FinetuneConfig:
     """Write a resumable checkpoint every N optimizer steps (0: never)."""
     seed: int = 0
     """Seed of candidates, batching, templates, curriculum draws, LoRA/projector init and dropout."""
+    threads: int = 0
+    """torch CPU threads per process; 0: this process's cores, shared among the node's ranks."""
 
 
 def lr_multiplier(step: int, total: int) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -44,6 +45,7 @@ from stages.llm.model import (
 )
 from stages.llm.rng import rng_state, set_rng_state
 from stages.llm.selection import BestState, Selection
+from stages.process import available_cores
 
 NAME = "finetune"
 KEEP_CHECKPOINTS = 2
@@ -83,6 +85,9 @@ class FinetuneRecipe:
         cfg = self.config
         self.rank, self.world, self.local_rank = init_distributed()
         self.device = torch.device(f"cuda:{self.local_rank}") if on_gpu() else torch.device("cpu")
+        if not on_gpu():
+            ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(cfg.threads or max(1, available_cores() // ranks_here))
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu())
         info = json.loads((self.prompts_dir / "prompts.json").read_text())
         if info["backbone"] != cfg.backbone:
