@@ -74,3 +74,20 @@ def _train(
         raise
     assert proc.returncode == 0, stderr[-3000:]
     return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()
+
+
+def _kill_at(
+    inputs: dict[str, Path], cache: Path, out: Path, *sets: str, checkpoints: Path, line: str
+) -> None:
+    """Start a resumable run and kill -9 it when it prints a line starting with ``line``."""
+    command = [sys.executable] + _args(inputs, out, *sets, checkpoints=checkpoints)
+    proc = subprocess.Popen(
+        command, env=_env(cache), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    for printed in proc.stdout:
+        if printed.startswith(line):
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (out / "summary.json").exists()

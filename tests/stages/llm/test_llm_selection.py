@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,7 @@ from stages.llm.backbone import load_backbone
 from stages.llm.model import PromptLM, load_trained
 from stages.llm.selection import Selection
 from stages.llm.validation import Validator
-from tests.stages.llm._run import REPO, _args, _env, _train
+from tests.stages.llm._run import _kill_at, _train
 
 # Four train rows seen again and again at a high learning rate: validation loss is best before
 # the end (step 10 of 12 on the CPU here), so keeping the last step would be visibly wrong.
@@ -82,22 +78,8 @@ def test_kill_and_resume_keeps_the_best_so_far(
     _train(llm_inputs, backbone_cache, tmp_path / "ref", *OVERFIT, checkpoints=tmp_path / "ref-ckpt")
     reference = json.loads((tmp_path / "ref" / "summary.json").read_text())["selection"]
     checkpoints = tmp_path / "ckpt"
-    command = [sys.executable] + _args(llm_inputs, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
-    proc = subprocess.Popen(
-        command,
-        env=_env(backbone_cache),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("step 11 "):  # step 12 ran; its validation and checkpoint have not: resume at 10
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "out" / "summary.json").exists()
+    # step 12 ran, its validation and checkpoint have not: the resume starts from step 10
+    _kill_at(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints, line="step 11 ")
     assert reference["best_step"] <= 10, "the crafted run must select a step before the resumed checkpoint"
     _train(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
     resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["selection"]

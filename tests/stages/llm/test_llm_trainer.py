@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from safetensors.torch import load_file
 from stages.llm.backbone import load_backbone
 from stages.llm.data import PromptData
 from stages.llm.model import load_trained
-from tests.stages.llm._run import NO_DROPOUT, REPO, _args, _env, _train
+from tests.stages.llm._run import NO_DROPOUT, _kill_at, _train
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -53,22 +50,8 @@ def test_kill_and_resume_reproduces_the_loss_curve(
     sets = ("max_steps=8", "checkpoint_every=2", 'lora={"dropout": 0.1}')
     reference = _train(llm_inputs, backbone_cache, tmp_path / "ref", *sets, checkpoints=tmp_path / "ref-ckpt")
     checkpoints = tmp_path / "ckpt"
-    command = [sys.executable] + _args(llm_inputs, tmp_path / "out", *sets, checkpoints=checkpoints)
-    proc = subprocess.Popen(
-        command,
-        env=_env(backbone_cache),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("step 5 "):  # the checkpoint after step 4 is complete
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "out" / "summary.json").exists()
+    # "step 5" is printed once the checkpoint after step 4 is complete
+    _kill_at(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints, line="step 5 ")
     resumed = _train(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints)
     assert len(resumed) == len(reference) == 8
     assert resumed == pytest.approx(reference, rel=1e-5, abs=1e-6)
