@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.common import check_pickle_opt_in
 from stages.preprocess import PrepareConfig
 from tasks.prepare import prepare_task
 
@@ -18,5 +19,6 @@ def prepare_flow(
     refresh: bool = False,
 ) -> str:
     """Prepare a dataset; returns the artifact id. A second run on unchanged input is a cache hit."""
+    check_pickle_opt_in(allow_pickle)
     config = PrepareConfig(source=source, seed=seed, title_mode=title_mode, allow_pickle=allow_pickle)
     return prepare_task(config, store, refresh=refresh)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
-from flows.common import check_refresh, publish_report_to_ui
+from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
 from flows.profiles import pipeline_profile
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
@@ -51,6 +51,7 @@ def reproduce_flow(
         evaluate, report).
     """
     log = get_run_logger()
+    check_pickle_opt_in(allow_pickle)
     forced = check_refresh(refresh)
     sr_baselines = list(sr_baselines if sr_baselines is not None else ["gru4rec", "caser", "sasrec", "morec"])
     llara_sr_models = list(llara_sr_models if llara_sr_models is not None else ["sasrec"])
