@@ -7,7 +7,6 @@ schemas, and ``stages.seqrec.data.write_prepared`` writes small ones where polar
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.errors import DataError
+from stages.inputs import read_json
 
 EXAMPLES_SCHEMA = pa.schema(
     [
@@ -39,19 +39,8 @@ def candidates_sha256(candidates: Iterable[np.ndarray]) -> str:
 
 
 def read_meta(path: Path, required: Sequence[str] = ("n_items", "domain", "candidates_sha256")) -> dict:
-    """``dataset.json`` (or any JSON object with ``required`` keys), or a one-line DataError."""
-    try:
-        meta = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(path, None, "missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, None, f"not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise DataError(path, None, f"expected a JSON object, got {type(meta).__name__}")
-    for key in required:
-        if key not in meta:
-            raise DataError(path, key, "missing")
-    return meta
+    """``dataset.json`` with the keys a reader needs, or a one-line DataError."""
+    return read_json(path, required)
 
 
 def check_candidates(

@@ -201,12 +201,12 @@ def _device(name: str) -> torch.device:
 
 def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
     """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone."""
-    from safetensors.torch import load_file
-
     from stages.llm.backbone import load_backbone
+    from stages.llm.inputs import load_item_embeddings, projector_input_dim, read_prompts_info
     from stages.llm.model import load_trained
 
     backbone = load_backbone(config.backbone)
+    n_items = read_prompts_info(inputs["prompts"], vocab_size=len(backbone.tokenizer))["n_items"]
     device = _device(config.device)
     if "model" not in inputs or inputs["model"] is None:
         model = backbone.model.to(device).eval()
@@ -214,7 +214,7 @@ def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
     emb_path = Path(inputs["embeddings"]) / "item_embeddings.safetensors"
     if not emb_path.is_file():
         raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
-    items = load_file(str(emb_path))["item_embeddings"]
+    items = load_item_embeddings(emb_path.parent, n_items, projector_input_dim(inputs["model"]))
     llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
     embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
     return llara.llm, backbone.tokenizer, embed
@@ -234,6 +234,8 @@ def finetune_config(model_dir: Path) -> dict:
     # The artifact store nests the stage config one level down: {"config": {"config": {...}}}.
     if isinstance(found.get("config"), dict):
         found = {**found, **found["config"]}
+    if "schedule" not in found:  # decides text or hybrid prompts: never guess it
+        raise DataError(Path(model_dir) / "summary.json", "schedule", "missing (and no manifest gives it)")
     return found
 
 
@@ -259,13 +261,10 @@ def _row_name(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str)
 
 def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``."""
+    from stages.llm.inputs import read_prompts_info  # stages.llm loads transformers: only when run
+
     prompts_dir = Path(inputs["prompts"])
-    info_path = prompts_dir / "prompts.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    if not config.endpoint and info.get("backbone", config.backbone) != config.backbone:
-        raise DataError(
-            info_path, "backbone", f"prompts built for {info['backbone']!r}, config says {config.backbone!r}"
-        )
+    info = read_prompts_info(prompts_dir, backbone=None if config.endpoint else config.backbone)
     prompt_mode = _prompt_mode(config, inputs)
     rows = load_rows(prompts_dir, config.split, prompt_mode, config.template, config.max_rows)
     if config.endpoint:

@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
 from stages.llm.curriculum import Curriculum
 from stages.llm.data import PromptData
 from stages.llm.deepspeed_config import deepspeed_config, init_distributed, on_gpu
+from stages.llm.inputs import load_item_embeddings, read_prompts_info
 from stages.llm.model import LlaraModel, LoraSettings, build_llara_model, save_trained, token_rows
 
 NAME = "finetune"
@@ -134,11 +134,9 @@ class FinetuneRecipe:
         self.rank, self.world, self.local_rank = init_distributed()
         self.device = torch.device(f"cuda:{self.local_rank}") if on_gpu() else torch.device("cpu")
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu())
-        info = json.loads((self.prompts_dir / "prompts.json").read_text())
-        if info["backbone"] != cfg.backbone:
-            raise ValueError(f"prompts built for backbone {info['backbone']!r}, config says {cfg.backbone!r}")
+        info = read_prompts_info(self.prompts_dir, backbone=cfg.backbone)
         backbone = load_backbone(cfg.backbone)
-        items = load_file(str(self.embeddings_dir / "item_embeddings.safetensors"))["item_embeddings"]
+        items = load_item_embeddings(self.embeddings_dir, n_items=info["n_items"])
         self.model: LlaraModel = build_llara_model(
             backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
         )
