@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactError, ArtifactStore
+from flows.cli_evaluate import evaluate_command
 from flows.cli_serve import serve_command
 from flows.cli_store import StoreOption, store_app
 from flows.serve import ServeError
@@ -43,6 +44,10 @@ def _global(
 ) -> None:
     # Our own progress at INFO; libraries (httpx, transformers...) only when something is wrong.
     logging.getLogger("llara").setLevel(logging.WARNING if quiet else logging.INFO)
+    if quiet:  # progress bars too: Hugging Face reads this when imported, else is told directly
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -343,6 +348,7 @@ def report(
     typer.echo(ArtifactStore(store).get(artifact_id).path / "report.md")
 
 
+app.command("evaluate")(evaluate_command)
 app.command("serve")(serve_command)
 
 
