@@ -368,7 +368,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - last resort: one line, traceback only with --debug
         if "--debug" in args:
             raise
-        typer.echo(f"error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", err=True)
+        message = " ".join(str(error).split())  # one line even for a multi-line validation message
+        typer.echo(
+            f"error: {type(error).__name__}: {message} (rerun with --debug for the traceback)", err=True
+        )
         sys.exit(1)
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
+from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
 from flows.common import publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
 from stages.report import ReportConfig
@@ -28,16 +29,23 @@ def _domain(store: ArtifactStore, data_id: str) -> str:
 @flow(name="pretrain-sr")
 def pretrain_sr_flow(
     data: str | None = None,
-    models: list[str] | None = None,
+    models: list[Recommender] | None = None,
     seeds: list[int] | None = None,
-    loss: str = "ce",
-    profile: str = "quick",
+    loss: SRLoss = "ce",
+    profile: Profile = "quick",
     refresh: bool = False,
     store: str | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Train recommenders (default: sasrec, gru4rec, caser, morec) on a prepared dataset.
+    """Train recommenders on a prepared dataset; returns {"model/seed": {model, embeddings}}.
 
-    data: prepared-dataset artifact id (default: the latest). Returns {"model/seed": {model, embeddings}}.
+    Args:
+        data: Prepared-dataset artifact id. Empty: the latest.
+        models: Recommenders to train. Empty: all four.
+        seeds: Training seeds. Empty: 0.
+        loss: ce (full softmax, stronger) or bce1 (one sampled negative, as in the paper).
+        profile: smoke, quick or paper (see the reproduce deployment).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
@@ -53,12 +61,20 @@ def pretrain_sr_flow(
 @flow(name="materialize-prompts")
 def prompts_flow(
     data: str | None = None,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Materialize the hybrid/text prompts of a prepared dataset for a backbone's tokenizer."""
+    """Materialize the hybrid/text prompts of a prepared dataset for a backbone's tokenizer.
+
+    Args:
+        data: Prepared-dataset artifact id. Empty: the latest.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id), backbone)
@@ -69,14 +85,25 @@ def prompts_flow(
 def finetune_flow(
     prompts: str | None = None,
     embeddings: str | None = None,
-    schedule: str = "curriculum",
+    schedule: Schedule = "curriculum",
     seed: int = 0,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Fine-tune the LLM on a prompts artifact with an item-embedding artifact (defaults: the latest)."""
+    """Fine-tune the LLM (LoRA + projector) on a prompts artifact with an item-embedding artifact.
+
+    Args:
+        prompts: Prompts artifact id. Empty: the latest.
+        embeddings: Item-embedding artifact id. Empty: the latest.
+        schedule: curriculum (LLaRA), direct, text (TALLRec), two-stage or llara-official.
+        seed: Training seed.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR; must be the prompts'. Empty: the profile's.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     prompt_set = resolve(artifact_store, "prompts", prompts)
     emb = resolve(artifact_store, "export-embeddings", embeddings)
@@ -90,17 +117,29 @@ def finetune_flow(
 def evaluate_flow(
     prompts: str | None = None,
     model: str | None = None,
-    mode: str = "scoring",
+    mode: EvalMode = "scoring",
     zero_shot: bool = False,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     endpoint: str | None = None,
     endpoint_model: str = "",
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Evaluate a fine-tuned model (default: the latest), the backbone zero-shot, or an
-    OpenAI-compatible chat endpoint (``endpoint``: base URL, off by default)."""
+    """Evaluate a fine-tuned model, the backbone zero-shot, or an OpenAI-compatible chat endpoint.
+
+    Args:
+        prompts: Prompts artifact id. Empty: the latest.
+        model: Fine-tuned model artifact id. Empty: the latest.
+        mode: scoring (candidate likelihood) or generation (greedy answer, the paper's numbers).
+        zero_shot: Evaluate the backbone without fine-tuning instead.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
+        endpoint: Base URL of an OpenAI-compatible endpoint for a zero-shot row. Empty: off.
+        endpoint_model: The model name sent to the endpoint.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     prompt_set = resolve(artifact_store, "prompts", prompts)
     plan = pipeline_profile(
@@ -127,7 +166,13 @@ def evaluate_flow(
 
 @flow(name="report")
 def report_flow(results: list[str] | None = None, refresh: bool = False, store: str | None = None) -> str:
-    """Report on the given evaluate/pretrain/finetune artifact ids (default: every one in the store)."""
+    """Write the report (table, markdown, plots) and show it in the run's Artifacts tab.
+
+    Args:
+        results: Evaluate, pretrain or finetune artifact ids. Empty: every one in the store.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     log = get_run_logger()
     artifact_store = ArtifactStore(store)
     if results:
