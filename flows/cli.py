@@ -19,6 +19,7 @@ from artifacts import ArtifactError, ArtifactStore
 from flows.cli_evaluate import evaluate_command
 from flows.cli_serve import serve_command
 from flows.cli_store import StoreOption, store_app
+from flows.run_errors import drop_user_error_tracebacks
 from flows.serve import ServeError
 from stages.errors import DataError
 
@@ -358,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     # Also for the temporary server Prefect starts when no API is configured (`llara run`):
     # its telemetry cannot reach the internet here and would log ERROR lines.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if "--debug" not in args:
+        drop_user_error_tracebacks((DataError, ArtifactError, ServeError))
     try:
         app(args=args, prog_name="llara")
     except (DataError, ArtifactError, ServeError) as error:

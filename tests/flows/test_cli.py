@@ -92,3 +92,12 @@ def test_prefect_telemetry_is_off_for_the_temporary_server(monkeypatch):
     with pytest.raises(SystemExit):
         main(["store", "--help"])
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+def test_bad_input_inside_a_flow_run_has_no_traceback_without_debug(tmp_path):
+    # `llara stage` runs a Prefect flow, whose engine logs the exception with its traceback
+    missing = tmp_path / "nowhere"
+    plain = llara("stage", "prepare", "--source", f"ml100k:{missing}", store=tmp_path / "s")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr, plain.stderr[-2000:]
+    assert f"error: {missing}" in plain.stderr
+    assert list(ArtifactStore(tmp_path / "s")) == []
