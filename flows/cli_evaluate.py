@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated
@@ -42,13 +41,14 @@ def evaluate_command(
     """Evaluate a fine-tuned model (or the backbone zero-shot) on the frozen test candidates."""
     from artifacts import ArtifactStore
     from flows.profiles import pipeline_profile
+    from stages.inputs import read_json
     from stages.report.stage import llara_row
     from tasks.evaluate import evaluate
 
     artifact_store = ArtifactStore(store)
     prompt_set = artifact_store.open(prompts)
     dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
-    domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
+    domain = read_json(dataset.path / "dataset.json", ("domain",))["domain"]
     trained = artifact_store.open(model) if model else None
     # The backbone is the fine-tune's own (or, zero-shot, the prompts'): the stage then checks that
     # the prompts were built for it.

@@ -6,7 +6,6 @@ hits, and ``refresh=["finetune"]`` recomputes just that stage (and whatever then
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
@@ -15,6 +14,7 @@ from artifacts import ArtifactStore
 from flows.choices import Profile, Recommender, Schedule, StageName
 from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
 from flows.profiles import pipeline_profile
+from stages.inputs import read_json
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
 from stages.report.stage import SR_ROW_NAMES, llara_row
@@ -70,7 +70,7 @@ def reproduce_flow(
     data_id = prepare_task(
         PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
     )
-    dataset = json.loads((artifact_store.get(data_id).path / "dataset.json").read_text())
+    dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
     plan = pipeline_profile(profile, dataset["domain"], backbone)
     log.info(
         "dataset %s (%s, %d items); profile %s; backbone %s",

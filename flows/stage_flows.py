@@ -6,7 +6,6 @@ stage it reads from, so "rerun just the fine-tuning" is one click in the UI.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
@@ -15,6 +14,7 @@ from artifacts import ArtifactStore
 from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
 from flows.common import publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
+from stages.inputs import read_json
 from stages.report import ReportConfig
 from stages.report.stage import llara_row
 from tasks.evaluate import evaluate_task, report_task
@@ -23,7 +23,7 @@ from tasks.pretrain import pretrain_task
 
 
 def _domain(store: ArtifactStore, data_id: str) -> str:
-    return json.loads((store.get(data_id).path / "dataset.json").read_text())["domain"]
+    return read_json(store.get(data_id).path / "dataset.json", ("domain",))["domain"]
 
 
 @flow(name="pretrain-sr")
