@@ -5,7 +5,7 @@ An artifact is a directory under a store root holding the files a stage wrote pl
 so an unchanged stage is a cache hit and never runs twice.
 """
 
-from artifacts.identity import artifact_id, canonical_json, code_version
+from artifacts.identity import artifact_id, canonical_json, code_version, stage_code_version
 from artifacts.store import Artifact, ArtifactError, ArtifactStore, default_store_root
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "canonical_json",
     "code_version",
     "default_store_root",
+    "stage_code_version",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -53,3 +55,80 @@ def code_version(*modules: ModuleType) -> str:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:ID_LENGTH]
+
+
+def _module_files(name: str, root: Path) -> list[Path]:
+    """The files Python runs to import ``name`` (``a.b.c``): each package's ``__init__.py`` on the
+    way, then the module itself. Empty for names that are not files under ``root`` (a class)."""
+    parts, files = name.split("."), []
+    for depth in range(1, len(parts) + 1):
+        base = root.joinpath(*parts[:depth])
+        if (base / "__init__.py").is_file():
+            files.append(base / "__init__.py")
+        elif base.with_suffix(".py").is_file():
+            files.append(base.with_suffix(".py"))
+            break
+        else:
+            break
+    return files
+
+
+def _imported_names(path: Path, root: Path, package: str) -> set[str]:
+    """Dotted names under ``package`` that ``path`` imports anywhere, lazily inside functions too."""
+    here = list(path.relative_to(root).with_suffix("").parts)
+    if here[-1] == "__init__":
+        here.pop()
+    else:
+        here.pop()  # a module's relative imports start from its package
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here[: len(here) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # maybe submodules
+    return {n for n in names if n == package or n.startswith(package + ".")}
+
+
+def import_closure(start: Iterable[Path], root: Path, package: str = "stages") -> list[Path]:
+    """``start`` plus every file under ``root/package`` that it imports, directly or not."""
+    seen: set[Path] = set()
+    todo = [Path(p).resolve() for p in start]
+    root = root.resolve()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imported_names(path, root, package):
+            todo += [f.resolve() for f in _module_files(name, root)]
+    return sorted(seen)
+
+
+def source_version(files: Iterable[Path], root: Path) -> str:
+    """Hash of the files' paths (relative to ``root``) and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(f).resolve() for f in files):
+        digest.update(str(path.relative_to(root.resolve())).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:ID_LENGTH]
+
+
+def stage_code_version(module: ModuleType, package: str = "stages") -> str:
+    """Code version of a stage: every file of its top package under ``package`` (``stages.llm`` for
+    ``stages.llm.trainer``) and every module under ``package`` those import, however indirectly.
+
+    A shared module such as ``stages/candidates.py`` belongs to no stage's package, yet an edit to
+    it changes what the stages that import it produce; following the imports gives them new ids.
+    """
+    origin = Path(module.__file__ or "").resolve()
+    top = origin
+    while top.parent.name != package and top.parent != top:
+        top = top.parent
+    root = top.parent.parent
+    start = sorted(top.rglob("*.py")) if top.is_dir() else [top]
+    return source_version(import_closure(start, root, package), root)

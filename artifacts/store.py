@@ -224,12 +224,17 @@ class ArtifactStore:
         produce: Callable[[Path], dict[str, Any] | None],
         logger: logging.Logger | logging.LoggerAdapter | None = None,
         refresh: bool = False,
+        resumable: bool = False,
     ) -> tuple[Artifact, bool]:
         """Return the artifact for (stage, config, inputs, code), producing it if needed.
 
         ``produce(out_dir)`` writes the stage's files into a private temporary directory and may
         return extra manifest fields. ``refresh`` recomputes even when a valid artifact exists
         (it is then replaced atomically). Returns ``(artifact, cache_hit)``.
+
+        A ``resumable`` stage keeps checkpoints in ``scratch(id)``. A refresh empties that directory
+        and publishing removes it, both while holding the id's lock: a concurrent writer of the same
+        id may be resuming from those checkpoints until it lets go of the lock.
         """
         logger = logger or log
         input_ids = {name: a.id for name, a in sorted(inputs.items())}
@@ -244,6 +249,10 @@ class ArtifactStore:
                 logger.info("cache hit: %s artifact %s written by another run", stage, aid)
                 return hit, True
             logger.info("computing %s artifact %s", stage, aid)
+            if resumable:
+                if refresh:
+                    shutil.rmtree(self.scratch(aid), ignore_errors=True)
+                self.scratch(aid).mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
             work = self.tmp / f"{aid}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             work.mkdir()
@@ -280,6 +289,8 @@ class ArtifactStore:
             except BaseException:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
+            if resumable:
+                shutil.rmtree(self.scratch(aid), ignore_errors=True)
         logger.info("published %s artifact %s at %s (%.1f s)", stage, aid, final, manifest["wall_time_s"])
         return Artifact(aid, final, manifest), False
 

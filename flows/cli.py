@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from artifacts import ArtifactError, ArtifactStore
+from flows.cli_evaluate import evaluate_command
+from flows.cli_serve import serve_command
 from flows.cli_settings import SetOption, checked_settings
 from flows.cli_store import StoreOption, store_app
+from flows.run_errors import drop_user_error_tracebacks
+from flows.serve import ServeError
 from stages.errors import DataError
 
 app = typer.Typer(
@@ -42,6 +46,10 @@ def _global(
 ) -> None:
     # Our own progress at INFO; libraries (httpx, transformers...) only when something is wrong.
     logging.getLogger("llara").setLevel(logging.WARNING if quiet else logging.INFO)
+    if quiet:  # progress bars too: Hugging Face reads this when imported, else is told directly
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -358,32 +366,21 @@ def report(
     typer.echo(ArtifactStore(store).get(artifact_id).path / "report.md")
 
 
-@app.command()
-def serve(
-    port: Annotated[int, typer.Option(help="Port of the Prefect API and UI on 127.0.0.1.")] = 4200,
-    prefect_home: Annotated[
-        Path, typer.Option(envvar="PREFECT_HOME", help="Prefect state (SQLite database, logs).")
-    ] = Path(".llara/prefect"),
-    store: StoreOption = None,
-) -> None:
-    """Start a local Prefect server (SQLite) with the work pool, every deployment and a worker.
-
-    Open the printed UI address, pick Deployments -> llara-reproduce -> Run to start the full
-    pipeline, or llara-<stage> to rerun one stage. Ctrl-C stops the worker and the server.
-    """
-    from artifacts import default_store_root
-    from flows.serve import ServeConfig
-    from flows.serve import serve as serve_fn
-
-    serve_fn(ServeConfig(port=port, prefect_home=prefect_home, store=store or default_store_root()))
+app.command("evaluate")(evaluate_command)
+app.command("serve")(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # Also for the temporary server Prefect starts when no API is configured (`llara run`):
+    # its telemetry cannot reach the internet here and would log ERROR lines.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if "--debug" not in args:
+        drop_user_error_tracebacks((DataError, ArtifactError, ServeError))
     try:
         app(args=args, prog_name="llara")
-    except (DataError, ArtifactError) as error:
+    except (DataError, ArtifactError, ServeError) as error:
         if "--debug" in args:
             raise
         typer.echo(f"error: {error}", err=True)
@@ -391,7 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - last resort: one line, traceback only with --debug
         if "--debug" in args:
             raise
-        typer.echo(f"error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", err=True)
+        message = " ".join(str(error).split())  # one line even for a multi-line validation message
+        typer.echo(
+            f"error: {type(error).__name__}: {message} (rerun with --debug for the traceback)", err=True
+        )
         sys.exit(1)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from prefect import runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from artifacts import Artifact, ArtifactError, ArtifactStore
+from flows.serve import PICKLE_OPT_IN_ENV
 
 # Stage names a flow's ``refresh`` parameter accepts.
 STAGES = ("prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report")
@@ -17,6 +20,27 @@ def check_refresh(refresh: list[str] | None) -> set[str]:
     if unknown:
         raise ValueError(f"refresh: unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
     return set(refresh or ())
+
+
+class PickleRefused(PermissionError):
+    """A deployment run asked to unpickle files on a worker that did not opt in."""
+
+
+def check_pickle_opt_in(allow_pickle: bool) -> None:
+    """Honour ``allow_pickle`` from a deployment run only where the worker opted in.
+
+    A deployment's parameters come from whoever reaches the UI or the API, and unpickling runs
+    code, so the choice belongs to whoever started the worker (``llara serve --allow-pickle``).
+    A flow called in-process (``llara run --allow-pickle``, a script) has no deployment and is
+    the caller's own decision.
+    """
+    if allow_pickle and runtime.deployment.id and os.environ.get(PICKLE_OPT_IN_ENV) != "1":
+        raise PickleRefused(
+            "allow_pickle: refused for a deployment run, because anyone who reaches the UI can set "
+            "it and unpickling runs code. To allow it, restart the server with "
+            "`llara serve --allow-pickle` (or start the worker with "
+            f"{PICKLE_OPT_IN_ENV}=1), or run `llara prepare SOURCE --allow-pickle` on this machine"
+        )
 
 
 def resolve(store: ArtifactStore, stage: str, artifact_id: str | None) -> Artifact:

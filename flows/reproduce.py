@@ -6,14 +6,15 @@ hits, and ``refresh=["finetune"]`` recomputes just that stage (and whatever then
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
-from flows.common import check_refresh, publish_report_to_ui
+from flows.choices import Profile, Recommender, Schedule, StageName
+from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
 from flows.profiles import pipeline_profile
+from stages.inputs import read_json
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
 from stages.report.stage import SR_ROW_NAMES, llara_row
@@ -27,30 +28,38 @@ from tasks.pretrain import pretrain_task
 def reproduce_flow(
     source: str = "bundled:movielens-100k",
     allow_pickle: bool = False,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
-    sr_baselines: list[str] | None = None,
-    llara_sr_models: list[str] | None = None,
-    schedules: list[str] | None = None,
+    sr_baselines: list[Recommender] | None = None,
+    llara_sr_models: list[Recommender] | None = None,
+    schedules: list[Schedule] | None = None,
     seeds: list[int] | None = None,
     zero_shot: bool = True,
-    refresh: list[str] | None = None,
+    refresh: list[StageName] | None = None,
     store: str | None = None,
 ) -> dict:
     """Run the full pipeline; returns the ids of every artifact and the report's path.
 
-    source: a data source as for ``llara prepare`` (bundled:movielens-100k, llara-release:DIR, ...).
-    profile: smoke (tiny LLM, CI), quick (SmolLM2 on CPU, ~20 min) or paper (GPU hyperparameters).
-    backbone: override the profile's LLM (smollm2-135m, tiny-random, hf:DIR).
-    sr_baselines: recommenders reported as baseline rows (default: gru4rec, caser, sasrec, morec).
-    llara_sr_models: recommenders whose embeddings feed an LLaRA row (default: sasrec).
-    schedules: fine-tuning schedules (curriculum, direct, two-stage, text = TALLRec, llara-official); the
-        first one makes every LLaRA(SR) row, the others are ablation rows on the first recommender.
-    seeds: training seeds of the recommenders and of the fine-tuning.
-    refresh: stages to recompute even when cached (prepare, pretrain-sr, materialize-prompts, finetune,
-        evaluate, report).
+    Args:
+        source: Data source, as for `llara prepare`: bundled:movielens-100k, ml100k:DIR,
+            recbole:DIR, hetrec-lastfm:DIR, steam:FILE or llara-release:DIR.
+        allow_pickle: Unpickle llara-release files. Unpickling runs code, so a run started from the
+            UI honours this only when the server was started with `llara serve --allow-pickle`.
+        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 20 min) or
+            paper (the public hyperparameters, for a GPU).
+        backbone: LLM instead of the profile's: smollm2-135m, tiny-random or hf:DIR. Empty: the
+            profile's.
+        sr_baselines: Recommenders reported as baseline rows. Empty: all four.
+        llara_sr_models: Recommenders whose item embeddings feed a LLaRA row. Empty: sasrec.
+        schedules: Fine-tuning schedules; the first makes every LLaRA(SR) row, the others are
+            ablation rows on the first recommender (text is TALLRec). Empty: curriculum.
+        seeds: Training seeds of the recommenders and of the fine-tuning. Empty: 0.
+        zero_shot: Also evaluate the backbone without fine-tuning.
+        refresh: Stages to recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     log = get_run_logger()
+    check_pickle_opt_in(allow_pickle)
     forced = check_refresh(refresh)
     sr_baselines = list(sr_baselines if sr_baselines is not None else ["gru4rec", "caser", "sasrec", "morec"])
     llara_sr_models = list(llara_sr_models if llara_sr_models is not None else ["sasrec"])
@@ -61,7 +70,7 @@ def reproduce_flow(
     data_id = prepare_task(
         PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
     )
-    dataset = json.loads((artifact_store.get(data_id).path / "dataset.json").read_text())
+    dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
     plan = pipeline_profile(profile, dataset["domain"], backbone)
     log.info(
         "dataset %s (%s, %d items); profile %s; backbone %s",

@@ -6,15 +6,16 @@ stage it reads from, so "rerun just the fine-tuning" is one click in the UI.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
+from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
 from flows.common import publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
 from stages.evaluate import EvaluateConfig
+from stages.inputs import read_json
 from stages.llm.prompts import PromptsConfig
 from stages.llm.trainer import FinetuneConfig
 from stages.report import ReportConfig
@@ -35,24 +36,31 @@ STAGE_CONFIGS = {
 
 
 def _domain(store: ArtifactStore, data_id: str) -> str:
-    return json.loads((store.get(data_id).path / "dataset.json").read_text())["domain"]
+    return read_json(store.get(data_id).path / "dataset.json", ("domain",))["domain"]
 
 
 @flow(name="pretrain-sr")
 def pretrain_sr_flow(
     data: str | None = None,
-    models: list[str] | None = None,
+    models: list[Recommender] | None = None,
     seeds: list[int] | None = None,
-    loss: str = "ce",
-    profile: str = "quick",
+    loss: SRLoss = "ce",
+    profile: Profile = "quick",
     settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Train recommenders (default: sasrec, gru4rec, caser, morec) on a prepared dataset.
+    """Train recommenders on a prepared dataset; returns {"model/seed": {model, embeddings}}.
 
-    data: prepared-dataset artifact id (default: the latest). settings: ``FIELD=VALUE`` overrides of
-    PretrainConfig. Returns {"model/seed": {model, embeddings}}.
+    Args:
+        data: Prepared-dataset artifact id. Empty: the latest.
+        models: Recommenders to train. Empty: all four.
+        seeds: Training seeds. Empty: 0.
+        loss: ce (full softmax, stronger) or bce1 (one sampled negative, as in the paper).
+        profile: smoke, quick or paper (see the reproduce deployment).
+        settings: FIELD=VALUE overrides of PretrainConfig (e.g. lr=3e-3).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
@@ -68,7 +76,7 @@ def pretrain_sr_flow(
 @flow(name="materialize-prompts")
 def prompts_flow(
     data: str | None = None,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     settings: list[str] | None = None,
     refresh: bool = False,
@@ -76,7 +84,14 @@ def prompts_flow(
 ) -> str:
     """Materialize the hybrid/text prompts of a prepared dataset for a backbone's tokenizer.
 
-    settings: ``FIELD=VALUE`` overrides of PromptsConfig."""
+    Args:
+        data: Prepared-dataset artifact id. Empty: the latest.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
+        settings: FIELD=VALUE overrides of PromptsConfig (e.g. max_eval_rows=8).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     data_id = resolve(artifact_store, "prepare", data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id), backbone)
@@ -87,17 +102,27 @@ def prompts_flow(
 def finetune_flow(
     prompts: str | None = None,
     embeddings: str | None = None,
-    schedule: str = "curriculum",
+    schedule: Schedule = "curriculum",
     seed: int = 0,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Fine-tune the LLM on a prompts artifact with an item-embedding artifact (defaults: the latest).
+    """Fine-tune the LLM (LoRA + projector) on a prompts artifact with an item-embedding artifact.
 
-    settings: ``FIELD=VALUE`` overrides of FinetuneConfig (e.g. ``max_steps=100``)."""
+    Args:
+        prompts: Prompts artifact id. Empty: the latest.
+        embeddings: Item-embedding artifact id. Empty: the latest.
+        schedule: curriculum (LLaRA), direct, text (TALLRec), two-stage or llara-official.
+        seed: Training seed.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR; must be the prompts'. Empty: the profile's.
+        settings: FIELD=VALUE overrides of FinetuneConfig (e.g. max_steps=100).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     prompt_set = resolve(artifact_store, "prompts", prompts)
     emb = resolve(artifact_store, "export-embeddings", embeddings)
@@ -111,9 +136,9 @@ def finetune_flow(
 def evaluate_flow(
     prompts: str | None = None,
     model: str | None = None,
-    mode: str = "scoring",
+    mode: EvalMode = "scoring",
     zero_shot: bool = False,
-    profile: str = "quick",
+    profile: Profile = "quick",
     backbone: str | None = None,
     endpoint: str | None = None,
     endpoint_model: str = "",
@@ -121,12 +146,24 @@ def evaluate_flow(
     refresh: bool = False,
     store: str | None = None,
 ) -> str:
-    """Evaluate a fine-tuned model (default: the latest), the backbone zero-shot, or an
-    OpenAI-compatible chat endpoint (``endpoint``: base URL, off by default).
+    """Evaluate a fine-tuned model, the backbone zero-shot, or an OpenAI-compatible chat endpoint.
 
     A fine-tuned model is evaluated on the prompts and embeddings it was trained with unless
-    ``prompts`` names others (the stage refuses a pair that does not fit). settings: ``FIELD=VALUE``
-    overrides of EvaluateConfig (e.g. ``template=all``)."""
+    ``prompts`` names others; the stage refuses a pair that does not fit.
+
+    Args:
+        prompts: Prompts artifact id. Empty: the model's own prompts (zero-shot: the latest).
+        model: Fine-tuned model artifact id. Empty: the latest.
+        mode: scoring (candidate likelihood) or generation (greedy answer, the paper's numbers).
+        zero_shot: Evaluate the backbone without fine-tuning instead.
+        profile: smoke, quick or paper (see the reproduce deployment).
+        backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
+        endpoint: Base URL of an OpenAI-compatible endpoint for a zero-shot row. Empty: off.
+        endpoint_model: The model name sent to the endpoint.
+        settings: FIELD=VALUE overrides of EvaluateConfig (e.g. template=all).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     artifact_store = ArtifactStore(store)
     trained = None if zero_shot or endpoint else resolve(artifact_store, "finetune", model)
     own_prompts = trained.manifest["inputs"]["prompts"] if trained is not None else None
@@ -156,7 +193,13 @@ def evaluate_flow(
 
 @flow(name="report")
 def report_flow(results: list[str] | None = None, refresh: bool = False, store: str | None = None) -> str:
-    """Report on the given evaluate/pretrain/finetune artifact ids (default: every one in the store)."""
+    """Write the report (table, markdown, plots) and show it in the run's Artifacts tab.
+
+    Args:
+        results: Evaluate, pretrain or finetune artifact ids. Empty: every one in the store.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
     log = get_run_logger()
     artifact_store = ArtifactStore(store)
     if results:

@@ -7,10 +7,15 @@ schemas, and ``stages.seqrec.data.write_prepared`` writes small ones where polar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from stages.errors import DataError
+from stages.inputs import read_json
 
 EXAMPLES_SCHEMA = pa.schema(
     [
@@ -31,3 +36,36 @@ def candidates_sha256(candidates: Iterable[np.ndarray]) -> str:
     for c in candidates:
         h.update(np.ascontiguousarray(c, dtype="<i4").tobytes())
     return h.hexdigest()
+
+
+def read_meta(path: Path, required: Sequence[str] = ("n_items", "domain", "candidates_sha256")) -> dict:
+    """``dataset.json`` with the keys a reader needs, or a one-line DataError."""
+    return read_json(path, required)
+
+
+def check_candidates(
+    meta: dict, splits: Sequence[str], candidates: Sequence[Any], meta_path: Path, examples_path: Path
+) -> None:
+    """Check the stored candidates against the ``candidates_sha256`` that ``prepare`` recorded.
+
+    The candidates are the frozen evaluation protocol: a file edited (or re-drawn by other code)
+    after prepare would change every metric while the dataset's id stays the same.
+    """
+    expected = meta.get("candidates_sha256")
+    if not isinstance(expected, str):
+        raise DataError(meta_path, "candidates_sha256", "missing or not a string")
+    rows = []
+    for split in ("val", "test"):
+        for row, (name, cands) in enumerate(zip(splits, candidates, strict=True)):
+            if name == split:
+                if cands is None:
+                    raise DataError(examples_path, "candidates", f"row {row} ({split}) has no candidates")
+                rows.append(np.asarray(cands))
+    actual = candidates_sha256(rows)
+    if actual != expected:
+        raise DataError(
+            examples_path,
+            "candidates",
+            f"sha256 {actual[:16]} differs from candidates_sha256 {expected[:16]} in {Path(meta_path).name}: "
+            "the candidates changed after prepare; prepare the dataset again",
+        )

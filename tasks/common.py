@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-import shutil
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from types import ModuleType
@@ -13,13 +11,8 @@ from typing import Any
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-import stages.errors
-import stages.metrics
-from artifacts import Artifact, ArtifactStore, artifact_id, code_version
+from artifacts import Artifact, ArtifactStore, artifact_id, stage_code_version
 from stages.process import scoped_process_state
-
-# Shared code every stage depends on; a change here changes every stage's code version.
-SHARED_CODE = (stages.errors, stages.metrics)
 
 
 def stage_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -32,12 +25,6 @@ def stage_logger() -> logging.Logger | logging.LoggerAdapter:
 
 def open_store(root: str | Path | None) -> ArtifactStore:
     return ArtifactStore(root)
-
-
-def package_of(module: ModuleType) -> ModuleType:
-    """The top package under ``stages`` (``stages.seqrec`` for ``stages.seqrec.export``)."""
-    parts = module.__name__.split(".")
-    return importlib.import_module(".".join(parts[:2]))
 
 
 def identity_of(config: Any) -> Any:
@@ -66,20 +53,18 @@ def run_stage(
 ) -> tuple[Artifact, bool]:
     """Build (or reuse) the artifact of ``module.run(config, inputs)``; returns (artifact, cache_hit).
 
-    The code version covers the stage's whole package plus the shared modules, so an edit to any
-    code the stage runs yields a new id. ``key_extra`` adds facts the config does not capture
+    The code version covers the stage's whole package plus every ``stages`` module it imports
+    (``stages/candidates.py``, ``stages/contract.py``...), so an edit to any code the stage runs
+    yields a new id. ``key_extra`` adds facts the config does not capture
     (such as the fingerprint of raw files outside the store). A ``resumable`` stage gets a
     ``checkpoint_dir`` that survives a killed run, so rerunning the same stage resumes it.
     """
     key = {"config": identity_of(config), **(key_extra or {})}
-    code = code_version(package_of(module), *SHARED_CODE)
+    code = stage_code_version(module)
     paths = {role: a.path for role, a in inputs.items()}
     extra: dict[str, Any] = {}
-    if resumable:
+    if resumable:  # the store creates, clears (refresh) and removes it under the artifact's lock
         scratch = store.scratch(artifact_id(module.NAME, key, {r: a.id for r, a in inputs.items()}, code))
-        if refresh:
-            shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True, exist_ok=True)
         extra = {"checkpoint_dir": scratch, "resume": True}
     artifact, hit = store.build(
         module.NAME,
@@ -89,7 +74,6 @@ def run_stage(
         produce=lambda out: _scoped(module.run, config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
+        resumable=resumable,
     )
-    if resumable and not hit:
-        shutil.rmtree(extra["checkpoint_dir"], ignore_errors=True)
     return artifact, hit

@@ -27,6 +27,7 @@ from stages.evaluate.rows import (
     identity_embed_fn,
     model_device,
     pad_id,
+    with_progress,
 )
 from stages.metrics import Estimate
 
@@ -86,7 +87,7 @@ def generate_answers(
     was_training = model.training
     model.eval()
     try:
-        for batch in batches_by_length(tokenizer, rows, config.batch_size):
+        for batch in with_progress(batches_by_length(tokenizer, rows, config.batch_size), "generation"):
             batch_rows = [rows[i] for i in batch]
             ids, mask = encode_left_padded(tokenizer, batch_rows, config.add_special_tokens, device)  # (B, T)
             embeds = embed_fn(ids, batch_rows)  # (B, T, d)

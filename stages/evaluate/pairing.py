@@ -9,41 +9,19 @@ naming both files.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from safetensors import safe_open
-
 from stages.errors import DataError
-
-EMBEDDINGS_FILE = "item_embeddings.safetensors"
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from ``path``; a missing or broken file is a one-line DataError."""
-    if not path.is_file():
-        raise DataError(path, None, f"missing from the {what}")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, None, f"not valid JSON ({e})") from e
-    if not isinstance(doc, dict):
-        raise DataError(path, None, "not a JSON object")
-    return doc
+from stages.inputs import read_json, safetensors_header
+from stages.llm.inputs import EMBEDDINGS_FILE, EMBEDDINGS_KEY
 
 
 def embeddings_shape(directory: Path) -> tuple[int, int]:
-    """(rows, dim) of an item-embedding artifact's table, read from the safetensors header only."""
+    """(rows, dim) of an item-embedding artifact's table, read from the checked safetensors header."""
     path = Path(directory) / EMBEDDINGS_FILE
-    if not path.is_file():
-        raise DataError(path, None, "missing: a fine-tuned model needs its item-embedding artifact")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shape = f.get_slice("item_embeddings").get_shape()
-    except Exception as e:  # noqa: BLE001 - safetensors raises several types for a bad file
-        raise DataError(path, "item_embeddings", f"not a readable safetensors table ({e})") from e
-    if len(shape) != 2:
-        raise DataError(path, "item_embeddings", f"expected a 2-d table, got shape {shape}")
+    shape = safetensors_header(path).get(EMBEDDINGS_KEY, {}).get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2):
+        raise DataError(path, EMBEDDINGS_KEY, f"expected a 2-d table, got shape {shape}")
     return int(shape[0]), int(shape[1])
 
 
@@ -51,8 +29,8 @@ def check_pairing(prompts_dir: Path, model_dir: Path, embeddings_dir: Path | Non
     """Refuse a fine-tune evaluated on another dataset's prompts, backbone, vocabulary or embeddings."""
     prompts_file = Path(prompts_dir) / "prompts.json"
     summary_file = Path(model_dir) / "summary.json"
-    info = read_json(prompts_file, "prompts artifact")
-    summary = read_json(summary_file, "finetune artifact") if summary_file.is_file() else {}
+    info = read_json(prompts_file)
+    summary = read_json(summary_file) if summary_file.is_file() else {}
     trained = summary.get("inputs") or {}
     both = f"(model {summary_file}, prompts {prompts_file})"
     for key, ours in (("dataset", summary.get("dataset")), ("backbone", summary.get("backbone"))):

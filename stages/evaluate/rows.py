@@ -14,7 +14,8 @@ The evaluators work against a generic interface so that they run on any Hugging 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,22 @@ def batches_by_length(tokenizer, rows: Sequence[EvalRow], batch_size: int) -> li
     lengths = [len(ids) for ids in prompt_token_ids(tokenizer, rows, False)]
     order = np.argsort(np.asarray(lengths), kind="stable")
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def with_progress(batches: list[list[int]], desc: str) -> Iterator[list[int]]:
+    """The batches, with a bar counting rows on a terminal: an evaluation runs for minutes on CPU.
+
+    Hidden off a terminal (logs, tests) and under ``llara --quiet``, which sets Hugging Face's
+    ``HF_HUB_DISABLE_PROGRESS_BARS``, so that one switch silences every bar of a run.
+    """
+    from tqdm.auto import tqdm
+
+    quiet = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() in ("1", "true", "yes")
+    total = sum(len(b) for b in batches)
+    with tqdm(total=total, desc=desc, unit="row", disable=True if quiet else None) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

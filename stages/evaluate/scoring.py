@@ -36,6 +36,7 @@ from stages.evaluate.rows import (
     model_device,
     pad_id,
     scoring_metrics,
+    with_progress,
 )
 from stages.llm.templates import encode
 from stages.metrics import Estimate, rank_of_target
@@ -101,7 +102,7 @@ def score_candidates(
     was_training = model.training
     model.eval()
     try:
-        for batch in batches_by_length(tokenizer, rows, config.prompt_batch_size):
+        for batch in with_progress(batches_by_length(tokenizer, rows, config.prompt_batch_size), "scoring"):
             batch_rows = [rows[i] for i in batch]
             ids, mask = encode_left_padded(tokenizer, batch_rows, config.add_special_tokens, device)  # (B, T)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)

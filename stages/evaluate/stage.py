@@ -35,7 +35,7 @@ from stages.errors import DataError
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
 from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.evaluate.matching import MatchRule
-from stages.evaluate.pairing import check_pairing, read_json
+from stages.evaluate.pairing import check_pairing
 from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 from stages.llm.prompts import read_eval_prompts
@@ -196,12 +196,12 @@ def _device(name: str) -> torch.device:
 
 def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
     """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone."""
-    from safetensors.torch import load_file
-
     from stages.llm.backbone import load_backbone
+    from stages.llm.inputs import load_item_embeddings, projector_input_dim, read_prompts_info
     from stages.llm.model import load_trained
 
     backbone = load_backbone(config.backbone)
+    n_items = read_prompts_info(inputs["prompts"], vocab_size=len(backbone.tokenizer))["n_items"]
     device = _device(config.device)
     if device.type == "cpu":
         torch.set_num_threads(config.threads or available_cores())
@@ -211,7 +211,7 @@ def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
     emb_path = Path(inputs["embeddings"]) / "item_embeddings.safetensors"
     if not emb_path.is_file():
         raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
-    items = load_file(str(emb_path))["item_embeddings"]
+    items = load_item_embeddings(emb_path.parent, n_items, projector_input_dim(inputs["model"]))
     llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
     embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
     return llara.llm, backbone.tokenizer, embed
@@ -231,6 +231,8 @@ def finetune_config(model_dir: Path) -> dict:
     # The artifact store nests the stage config one level down: {"config": {"config": {...}}}.
     if isinstance(found.get("config"), dict):
         found = {**found, **found["config"]}
+    if "schedule" not in found:  # decides text or hybrid prompts: never guess it
+        raise DataError(Path(model_dir) / "summary.json", "schedule", "missing (and no manifest gives it)")
     return found
 
 
@@ -292,13 +294,10 @@ def _base_columns(rows: Sequence[EvalRow]) -> dict[str, list]:
 
 def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``."""
+    from stages.llm.inputs import read_prompts_info  # stages.llm loads transformers: only when run
+
     prompts_dir = Path(inputs["prompts"])
-    info_path = prompts_dir / "prompts.json"
-    info = read_json(info_path, "prompts artifact")
-    if not config.endpoint and info.get("backbone", config.backbone) != config.backbone:
-        raise DataError(
-            info_path, "backbone", f"prompts built for {info['backbone']!r}, config says {config.backbone!r}"
-        )
+    info = read_prompts_info(prompts_dir, backbone=None if config.endpoint else config.backbone)
     if inputs.get("model") is not None:
         check_pairing(prompts_dir, Path(inputs["model"]), inputs.get("embeddings"))
     prompt_mode = _prompt_mode(config, inputs)

@@ -30,6 +30,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from stages.errors import DataError
+from stages.inputs import read_json, safetensors_header
+
 PH, HISTORY_EMB, CANS_EMB, ITEM_EMB = "[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"
 SPECIAL_TOKENS = (PH, HISTORY_EMB, CANS_EMB, ITEM_EMB)
 CACHE_ENV = "LLARA_BACKBONE_CACHE"
@@ -132,15 +135,17 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def convert_smollm2(cache_dir: Path | None = None) -> Path:
-    """Convert the packaged GGUF into a plain fp32 safetensors directory once; return that directory."""
+def convert_smollm2(cache_dir: Path | None = None, gguf: Path | None = None) -> Path:
+    """Convert the packaged GGUF (or ``gguf``) into a plain fp32 safetensors directory once; return
+    that directory."""
     from transformers import LlamaForCausalLM
 
-    gguf = smollm2_gguf()
+    gguf = gguf or smollm2_gguf()
     gguf_sha = _sha256(gguf)
     final = (cache_dir or default_cache_dir()) / f"smollm2-135m-{gguf_sha[:12]}"
     if _verified(final):
         return final
+    check_gguf(gguf)
 
     def build(work: Path) -> None:
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -212,13 +217,51 @@ def build_tiny_random(cache_dir: Path | None = None) -> Path:
     return _publish(_build_tiny, final, {"builder": "tiny-random-v1"})
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def check_hf_dir(path: Path) -> Path:
+    """An ``hf:DIR`` backbone, checked before transformers sees it: config, tokenizer, and weights
+    whose files hold every byte their headers promise (a cut-off copy fails here, in one line)."""
+    if not path.is_dir():
+        raise DataError(path, None, "hf: backbone directory not found")
+    read_json(path / "config.json", ("model_type",))
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise DataError(path, "tokenizer", f"no tokenizer file ({', '.join(TOKENIZER_FILES)})")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        for shard in sorted(set(read_json(index, ("weight_map",))["weight_map"].values())):
+            if not (path / shard).is_file():
+                raise DataError(index, "weight_map", f"shard {shard} missing from {path}")
+    weights = sorted(f for pattern in WEIGHT_PATTERNS for f in path.glob(pattern))
+    if not weights:
+        raise DataError(path, "weights", "no weights (model.safetensors or pytorch_model.bin)")
+    for file in weights:
+        if file.suffix == ".safetensors":
+            safetensors_header(file)
+    return path
+
+
+def check_gguf(path: Path) -> None:
+    """A GGUF file whose tensors all lie inside it; the reader itself fails on a cut-off file with
+    whatever numpy error the cut produces."""
+    from gguf import GGUFReader
+
+    size = path.stat().st_size
+    try:
+        reader = GGUFReader(path)
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except Exception as e:  # noqa: BLE001 - any parse failure means a damaged file
+        raise DataError(path, None, f"truncated or corrupt GGUF ({type(e).__name__}: {e})") from None
+    if not reader.tensors or end > size:
+        raise DataError(path, None, f"truncated GGUF: {size} bytes, its tensors need {end}")
+
+
 def resolve_backbone_dir(spec: str, cache_dir: Path | None = None) -> Path:
     """The local Hugging Face directory a spec names, building or converting it when needed."""
     if spec.startswith("hf:"):
-        path = Path(spec[3:]).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
-        return path
+        return check_hf_dir(Path(spec[3:]).expanduser())
     if spec == "smollm2-135m":
         return convert_smollm2(cache_dir)
     if spec == "tiny-random":

@@ -11,7 +11,6 @@ micro-batches of that list; rank r takes those with index % world == r. The list
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from stages.candidates import draw_candidates
 from stages.llm.backbone import SpecialTokenIds
+from stages.llm.inputs import read_prompts_info
 from stages.llm.prompts import read_eval_prompts
 from stages.llm.templates import IGNORE_INDEX, TemplateChoice, encode, render_prompt
 
@@ -85,13 +85,9 @@ class PromptData:
         max_train_rows: int | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.info = json.loads((self.directory / "prompts.json").read_text())
+        self.info = read_prompts_info(self.directory, vocab_size=len(tokenizer))
         self.tokenizer, self.seed = tokenizer, seed
         self.tokens = SpecialTokenIds.of(tokenizer)
-        if len(tokenizer) != self.info["vocab_size"]:
-            raise ValueError(
-                f"{self.directory}: prompts were built for a vocabulary of {self.info['vocab_size']}"
-            )
         self.templates: list[str] = self.info["templates"]
         self.n_candidates: int = self.info["n_candidates"]
         self.titles: list[str] = pq.read_table(self.directory / "titles.parquet").column("title").to_pylist()

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from stages.contract import check_candidates, read_meta
 from stages.errors import DataError
 from stages.llm.backbone import SpecialTokenIds, load_tokenizer
 from stages.llm.templates import (
@@ -63,10 +64,7 @@ def read_dataset(directory: Path) -> tuple[dict, pa.Table, pa.Table]:
     for path in (meta_path, items_path, examples_path):
         if not path.is_file():
             raise DataError(path, None, "missing from the prepared dataset")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(meta_path, None, f"not valid JSON ({e})") from e
+    meta = read_meta(meta_path, ("domain", "candidates_sha256"))
     if meta.get("domain") not in TEMPLATES:
         raise DataError(meta_path, "domain", f"{meta.get('domain')!r} is not one of {sorted(TEMPLATES)}")
     items = pq.read_table(items_path)
@@ -81,6 +79,8 @@ def read_dataset(directory: Path) -> tuple[dict, pa.Table, pa.Table]:
     ids = items.column("item_id").to_numpy()
     if not np.array_equal(ids, np.arange(len(ids))):
         raise DataError(items_path, "item_id", "must be contiguous from 0, in order")
+    splits, candidates = examples.column("split").to_pylist(), examples.column("candidates").to_pylist()
+    check_candidates(meta, splits, candidates, meta_path, examples_path)
     return meta, items, examples
 
 

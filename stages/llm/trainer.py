@@ -28,13 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
 from stages.llm.config import FinetuneConfig, lr_multiplier
 from stages.llm.curriculum import Curriculum
 from stages.llm.data import Batch, PromptData
 from stages.llm.deepspeed_config import deepspeed_config, init_distributed, on_gpu
+from stages.llm.inputs import load_item_embeddings, read_prompts_info
 from stages.llm.model import (
     LlaraModel,
     PromptLM,
@@ -89,14 +89,11 @@ class FinetuneRecipe:
             ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             torch.set_num_threads(cfg.threads or max(1, available_cores() // ranks_here))
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu())
-        info = json.loads((self.prompts_dir / "prompts.json").read_text())
-        if info["backbone"] != cfg.backbone:
-            raise ValueError(f"prompts built for backbone {info['backbone']!r}, config says {cfg.backbone!r}")
+        info = read_prompts_info(self.prompts_dir, backbone=cfg.backbone)
         backbone = load_backbone(cfg.backbone)
         self.tokenizer = backbone.tokenizer
-        embeddings_file = self.embeddings_dir / "item_embeddings.safetensors"
-        items = load_file(str(embeddings_file))["item_embeddings"]
-        self.embeddings_sha256 = _sha256(embeddings_file)
+        items = load_item_embeddings(self.embeddings_dir, n_items=info["n_items"])
+        self.embeddings_sha256 = _sha256(self.embeddings_dir / "item_embeddings.safetensors")
         self.model: LlaraModel = build_llara_model(
             backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
         )

@@ -24,6 +24,7 @@ import polars as pl
 
 from stages.errors import DataError
 from stages.evaluate.aggregate import RESULT_SCHEMA, aggregate_seeds
+from stages.inputs import read_json
 from stages.report.plots import caption, plot_hr1, plot_training
 from stages.report.published import (
     SOURCE_LABELS,
@@ -136,7 +137,7 @@ def _read_log(path: Path) -> tuple[pl.DataFrame, dict] | None:
     if not {"step", "loss", "hybrid"} <= set(log.columns):
         return None
     summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_json(summary_path) if summary_path.is_file() else {}
     return log, summary
 
 

@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from stages.contract import EXAMPLE_COLUMNS, EXAMPLES_SCHEMA, ITEMS_SCHEMA, candidates_sha256
+from stages.contract import (
+    EXAMPLE_COLUMNS,
+    EXAMPLES_SCHEMA,
+    ITEMS_SCHEMA,
+    candidates_sha256,
+    check_candidates,
+    read_meta,
+)
 from stages.errors import DataError
 
 MAX_LEN = 10  # LLaRA's state_size: the last <= 10 items of the history
@@ -70,15 +77,22 @@ def load_prepared(data_dir: Path) -> Prepared:
     for f in (meta_file, items_file, ex_file):
         if not f.exists():
             raise DataError(f, None, "missing from the prepared dataset directory")
-    meta = json.loads(meta_file.read_text())
-    n_items = int(meta["n_items"])
+    meta = read_meta(meta_file, ("n_items", "candidates_sha256"))
+    try:
+        n_items = int(meta["n_items"])
+    except (TypeError, ValueError):
+        raise DataError(meta_file, "n_items", f"{meta['n_items']!r} is not an integer") from None
     items = pq.read_table(items_file).to_pydict()
     order = np.argsort(np.asarray(items["item_id"]))
     if not np.array_equal(np.asarray(items["item_id"])[order], np.arange(n_items)):
         raise DataError(items_file, "item_id", f"ids must be contiguous 0..{n_items - 1}")
     titles = [items["title"][i] for i in order]
     table = pq.read_table(ex_file).to_pydict()
+    for column in EXAMPLE_COLUMNS:
+        if column not in table:
+            raise DataError(ex_file, column, "column missing")
     split_col = np.asarray(table["split"])
+    check_candidates(meta, table["split"], table["candidates"], meta_file, ex_file)
     splits: dict[str, Split] = {}
     for name in ("train", "val", "test"):
         idx = np.flatnonzero(split_col == name)

@@ -175,3 +175,33 @@ def test_latest_and_iteration(tmp_path):
     assert other.manifest["inputs"] == {"x": a.id}
     assert json.loads((other.path / "manifest.json").read_text())["id"] == other.id
     assert store.open(other.path).id == other.id
+
+
+def test_refresh_clears_checkpoints_only_while_holding_the_lock(tmp_path):
+    import fcntl
+    import threading
+
+    store = ArtifactStore(tmp_path)
+    first, _ = store.build("demo", {}, {}, "v1", write_two_files, resumable=True)
+    assert not store.scratch(first.id).exists()  # removed once published
+    checkpoint = store.scratch(first.id) / "step-3.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("a concurrent writer resumes from this")
+    seen: list[bool] = []
+
+    def produce(out: Path) -> dict:
+        seen.append(checkpoint.exists())
+        return write_two_files(out)
+
+    refresh = threading.Thread(
+        target=store.build, args=("demo", {}, {}, "v1", produce), kwargs={"refresh": True, "resumable": True}
+    )
+    with (store.locks / f"{first.id}.lock").open("a") as writer:  # the concurrent writer holds the lock
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        refresh.start()
+        time.sleep(0.5)
+        assert refresh.is_alive() and checkpoint.is_file()
+        fcntl.flock(writer, fcntl.LOCK_UN)
+    refresh.join(timeout=30)
+    assert seen == [False]  # the refresh started from scratch once it held the lock
+    assert not store.scratch(first.id).exists() and store.problems(first.id, full=True) == []

@@ -83,3 +83,21 @@ def test_pretrain_takes_settings_and_names_a_bad_one(tmp_path):
     config = json.loads((model_dir / "config.json").read_text())["config"]
     assert (config["dropout"], config["lr"], config["epochs"]) == (0.3, 0.003, 1)
     assert Path(ok.stdout.strip().splitlines()[-1], "item_embeddings.safetensors").is_file()
+
+
+def test_prefect_telemetry_is_off_for_the_temporary_server(monkeypatch):
+    # `llara run` without a server makes Prefect start a temporary one, which inherits this
+    # environment; with analytics on it logs an ERROR line for every failed telemetry call offline
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    with pytest.raises(SystemExit):
+        main(["store", "--help"])
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+def test_bad_input_inside_a_flow_run_has_no_traceback_without_debug(tmp_path):
+    # `llara stage` runs a Prefect flow, whose engine logs the exception with its traceback
+    missing = tmp_path / "nowhere"
+    plain = llara("stage", "prepare", "--source", f"ml100k:{missing}", store=tmp_path / "s")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr, plain.stderr[-2000:]
+    assert f"error: {missing}" in plain.stderr
+    assert list(ArtifactStore(tmp_path / "s")) == []

@@ -48,8 +48,8 @@ class Api:
     """The few REST calls the UI makes. A busy SQLite-backed server may answer 503 for a moment
     (database locked), so every call retries like a browser would."""
 
-    def __init__(self, url: str) -> None:
-        self.client = httpx.Client(base_url=url, timeout=30)
+    def __init__(self, url: str, auth: tuple[str, str] | None = None) -> None:
+        self.client = httpx.Client(base_url=url, timeout=30, auth=auth)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         for attempt in range(30):

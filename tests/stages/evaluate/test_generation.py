@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
+from transformers import StoppingCriteriaList
 
 from stages.evaluate.generation import (
     GenerationConfigEval,
@@ -10,7 +13,8 @@ from stages.evaluate.generation import (
     generate_answers,
     score_outputs,
 )
-from stages.evaluate.rows import generation_metrics
+from stages.evaluate.matching import first_line
+from stages.evaluate.rows import encode_left_padded, generation_metrics
 
 
 def greedy_reference(model, tokenizer, prompt: str, max_new: int) -> str:
@@ -37,17 +41,52 @@ def test_batched_left_padded_generation_matches_greedy_loop(model, tokenizer, ro
     assert got == [greedy_reference(model, tokenizer, r.prompt, 8) for r in rows]
 
 
+def newline_prone(model, tokenizer):
+    """The random model never writes a newline (checked below), which would make the newline tests
+    vacuous; doubling the newline token's output row makes it write one after a few characters."""
+    (newline,) = tokenizer("\n")["input_ids"]
+    boosted = copy.deepcopy(model)
+    with torch.no_grad():
+        boosted.lm_head.weight[newline] *= 2
+    return boosted
+
+
+def raw_generation(model, tokenizer, rows, stop: bool, max_new: int = 16) -> tuple[list[str], int]:
+    """Decoded new tokens (all lines) and how many steps ``generate`` ran."""
+    ids, mask = encode_left_padded(tokenizer, rows, True, torch.device("cpu"))
+    stops = StoppingCriteriaList([_NewlineStop(tokenizer)]) if stop else None
+    with torch.no_grad():
+        new = model.generate(
+            inputs_embeds=model.get_input_embeddings()(ids),
+            attention_mask=mask,
+            max_new_tokens=max_new,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            stopping_criteria=stops,
+        )
+    return tokenizer.batch_decode(new, skip_special_tokens=True), new.shape[1]
+
+
 def test_newline_stop_keeps_the_first_line(model, tokenizer, rows_factory) -> None:
     rows = rows_factory(4)
-    a = generate_answers(model, tokenizer, rows, None, GenerationConfigEval(batch_size=2, max_new_tokens=16))
+    plain, _ = raw_generation(model, tokenizer, rows, stop=False)
+    assert not any("\n" in t.lstrip() for t in plain)  # why the test needs newline_prone
+    prone = newline_prone(model, tokenizer)
+    free, free_steps = raw_generation(prone, tokenizer, rows, stop=False)
+    # every row writes text, a newline, then more text: cutting at the newline changes the answer
+    assert all(first_line(t) and first_line(t) != t.strip() for t in free), free
+    _, stopped_steps = raw_generation(prone, tokenizer, rows, stop=True)
+    assert stopped_steps < free_steps  # the criterion fired
+    a = generate_answers(prone, tokenizer, rows, None, GenerationConfigEval(batch_size=2, max_new_tokens=16))
     b = generate_answers(
-        model,
+        prone,
         tokenizer,
         rows,
         None,
         GenerationConfigEval(batch_size=4, max_new_tokens=16, stop_at_newline=False),
     )
-    assert a == b
+    assert a == b == [first_line(t) for t in free]
 
 
 def test_newline_stop_criterion_per_row(tokenizer) -> None:
@@ -79,9 +118,17 @@ def test_score_outputs_from_text(tokenizer, rows_factory) -> None:
 
 def test_evaluate_generation_end_to_end(model, tokenizer, rows_factory) -> None:
     rows = rows_factory(3)
-    result = evaluate_generation(model, tokenizer, rows, config=GenerationConfigEval(max_new_tokens=4))
-    assert len(result.outputs) == 3 and set(result.metrics) == {"valid_ratio", "hr@1", "hr@1|valid"}
-    assert 0.0 <= result.metrics["hr@1"].mean <= result.metrics["valid_ratio"].mean <= 1.0
+    config = GenerationConfigEval(max_new_tokens=4)
+    result = evaluate_generation(model, tokenizer, rows, config=config)
+    assert result.outputs == generate_answers(model, tokenizer, rows, None, config)
+    expected = score_outputs(result.outputs, rows)
+    assert result.matches == expected.matches
+    assert set(result.metrics) == {"valid_ratio", "hr@1", "hr@1|valid"}
+    valid = np.array([m.valid for m in expected.matches])
+    correct = np.array([m.correct for m in expected.matches])
+    assert (
+        result.metrics["valid_ratio"].mean == valid.mean() and result.metrics["hr@1"].mean == correct.mean()
+    )
 
 
 def test_generation_through_peft_wrapper(model, tokenizer, rows_factory) -> None:

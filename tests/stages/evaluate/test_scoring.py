@@ -140,3 +140,15 @@ def copy_model(model):
     import copy
 
     return copy.deepcopy(model)
+
+
+def test_progress_keeps_the_batches_and_counts_rows(capsys, monkeypatch) -> None:
+    from tqdm.auto import tqdm
+
+    from stages.evaluate.rows import with_progress
+
+    batches = [[3, 1], [0], [2, 4, 5]]
+    seen = []
+    monkeypatch.setattr(tqdm, "update", lambda self, n=1: seen.append(n))
+    assert list(with_progress(batches, "scoring")) == batches
+    assert seen == [2, 1, 3]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.errors import DataError
 from stages.llm.backbone import SPECIAL_TOKENS, build_tiny_random, load_backbone, resolve_backbone_dir
 
 
@@ -34,5 +35,5 @@ def test_tampered_cache_is_rebuilt(tmp_path: Path) -> None:
 def test_unknown_specs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         resolve_backbone_dir("llama-9000", tmp_path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="nowhere"):
         resolve_backbone_dir(f"hf:{tmp_path / 'nowhere'}", tmp_path)

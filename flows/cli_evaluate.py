@@ -1,0 +1,67 @@
+"""``llara evaluate``: one evaluation straight on the stages, without a Prefect server (like
+``llara finetune``), printing the evaluate artifact's path last."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from flows.cli_store import StoreOption
+
+
+class EvalMode(StrEnum):
+    scoring = "scoring"
+    generation = "generation"
+
+
+def evaluate_command(
+    prompts: Annotated[
+        str, typer.Option(help="Prompts artifact (path or id), from `llara stage materialize-prompts`.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Fine-tuned model artifact (path or id), from `llara finetune`; none: zero-shot."),
+    ] = None,
+    embeddings: Annotated[
+        str | None,
+        typer.Option(
+            help="Item-embedding artifact (path or id) [default: the one the model was trained on]."
+        ),
+    ] = None,
+    mode: Annotated[
+        EvalMode, typer.Option(help="Candidate scoring or greedy generation.")
+    ] = EvalMode.scoring,
+    profile: Annotated[str, typer.Option(help="smoke, quick or paper: batch sizes, row limits.")] = "quick",
+    store: StoreOption = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Recompute even if cached.")] = False,
+) -> None:
+    """Evaluate a fine-tuned model (or the backbone zero-shot) on the frozen test candidates."""
+    from artifacts import ArtifactStore
+    from flows.profiles import pipeline_profile
+    from stages.inputs import read_json
+    from stages.report.stage import llara_row
+    from tasks.evaluate import evaluate
+
+    artifact_store = ArtifactStore(store)
+    prompt_set = artifact_store.open(prompts)
+    dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
+    domain = read_json(dataset.path / "dataset.json", ("domain",))["domain"]
+    trained = artifact_store.open(model) if model else None
+    # The backbone is the fine-tune's own (or, zero-shot, the prompts'): the stage then checks that
+    # the prompts were built for it.
+    chosen = trained or prompt_set
+    backbone = chosen.manifest["config"]["config"]["backbone"]
+    config = replace(pipeline_profile(profile, domain, backbone).evaluate, mode=mode.value)
+    emb = None
+    if trained is not None:
+        emb = artifact_store.open(embeddings or trained.manifest["inputs"]["embeddings"])
+        ft = trained.manifest["config"]["config"]
+        sr_id = emb.manifest["inputs"].get("model")
+        sr = artifact_store.lookup(sr_id) if sr_id else None
+        sr_model = sr.manifest["config"]["config"]["model"] if sr else "SR"
+        config = replace(config, row=llara_row(sr_model, ft["schedule"]), seed=ft["seed"])
+    result = evaluate(prompt_set, config, artifact_store, trained, emb, refresh=refresh)
+    typer.echo(result.path)
