@@ -31,7 +31,7 @@ def check_pairing(prompts_dir: Path, model_dir: Path, embeddings_dir: Path | Non
     summary_file = Path(model_dir) / "summary.json"
     info = read_json(prompts_file)
     summary = read_json(summary_file) if summary_file.is_file() else {}
-    trained = summary.get("inputs") or {}
+    trained = summary.get("trained_on") or {}
     both = f"(model {summary_file}, prompts {prompts_file})"
     for key, ours in (("dataset", summary.get("dataset")), ("backbone", summary.get("backbone"))):
         if ours is not None and info.get(key) is not None and ours != info[key]:

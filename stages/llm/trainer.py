@@ -375,7 +375,7 @@ class FinetuneRecipe:
             "hybrid_fraction": float(np.mean([r["hybrid"] for r in self.log])) if self.log else None,
             "val_hybrid": self.curriculum.eval_hybrid,
             "selection": self.selection.summary(self.global_step) if self.selection else None,
-            "inputs": {
+            "trained_on": {
                 "n_items": len(self.data.titles),
                 "vocab_size": self.data.info.get("vocab_size"),
                 "embeddings_sha256": self.embeddings_sha256,

@@ -87,6 +87,8 @@ def test_text_schedule_leaves_the_projector_at_its_initialisation(store_with_inp
         out = Path(result.stdout.strip().splitlines()[-1])
         summary = json.loads((out / "summary.json").read_text())
         assert summary["steps"] == steps and summary["schedule"] == "text"
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert set(manifest["inputs"]) == {"prompts", "embeddings"}  # the summary must not overwrite them
         outputs.append(out)
     four, eight = (load_file(str(o / "projector.safetensors")) for o in outputs)
     assert four.keys() == eight.keys() and all((four[k] == eight[k]).all() for k in four)

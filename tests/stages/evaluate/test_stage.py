@@ -168,7 +168,7 @@ def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifact
     shutil.copytree(artifacts["model"], model)
     sha = __import__("hashlib").sha256((artifacts["embeddings"] / "item_embeddings.safetensors").read_bytes())
     trained = {"n_items": N_ITEMS, "embedding_dim": 64, "embeddings_sha256": sha.hexdigest()}
-    summary = {"schedule": "curriculum", "dataset": "tiny", "backbone": "tiny-random", "inputs": trained}
+    summary = {"schedule": "curriculum", "dataset": "tiny", "backbone": "tiny-random", "trained_on": trained}
     (model / "summary.json").write_text(json.dumps(summary))
     config = EvaluateConfig(mode="scoring", split="val", backbone="tiny-random", batch_size=2)
     inputs = {"prompts": artifacts["prompts"], "model": model, "embeddings": artifacts["embeddings"]}
