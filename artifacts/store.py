@@ -15,8 +15,6 @@ the manifest; a missing or altered file makes the artifact invalid and the stage
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts.identity import _jsonable, artifact_id
+from stages.files import locked, sha256_file
 
 MANIFEST = "manifest.json"
 STAT_CACHE = ".verified.json"  # stat signatures of the last full hash check; not part of the artifact
@@ -66,12 +65,6 @@ class Artifact:
         return self.path / name
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _signature(path: Path) -> list[int]:
@@ -147,7 +140,7 @@ class ArtifactStore:
             signature = _signature(file)
             if signature[0] != meta["size"]:
                 found.append(f"{file}: size {signature[0]} != manifest {meta['size']}")
-            elif seen.get(name) == signature or _sha256(file) == meta["sha256"]:
+            elif seen.get(name) == signature or sha256_file(file) == meta["sha256"]:
                 verified[name] = signature
             else:
                 found.append(f"{file}: sha256 differs from manifest")
@@ -203,17 +196,11 @@ class ArtifactStore:
 
     @contextmanager
     def _lock(self, artifact_id_: str, logger: logging.Logger | logging.LoggerAdapter) -> Iterator[None]:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with (self.locks / f"{artifact_id_}.lock").open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                logger.info("another process is writing artifact %s; waiting for it", artifact_id_)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        def waiting() -> None:
+            logger.info("another process is writing artifact %s; waiting for it", artifact_id_)
+
+        with locked(self.locks / f"{artifact_id_}.lock", on_wait=waiting):
+            yield
 
     def build(
         self,
@@ -260,7 +247,7 @@ class ArtifactStore:
                 start, created = time.perf_counter(), datetime.now(UTC)
                 extra = produce(work) or {}
                 files = {
-                    str(p.relative_to(work)): {"sha256": _sha256(p), "size": p.stat().st_size}
+                    str(p.relative_to(work)): {"sha256": sha256_file(p), "size": p.stat().st_size}
                     for p in sorted(work.rglob("*"))
                     if p.is_file() and p.name not in (MANIFEST, STAT_CACHE)
                 }

@@ -8,10 +8,10 @@ naming both files.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from stages.errors import DataError
+from stages.files import sha256_file
 from stages.inputs import read_json, safetensors_header
 from stages.llm.inputs import EMBEDDINGS_FILE, EMBEDDINGS_KEY
 
@@ -56,7 +56,7 @@ def check_pairing(prompts_dir: Path, model_dir: Path, embeddings_dir: Path | Non
             f"dimension {dim}, the model's projector takes {trained['embedding_dim']}",
         )
     sha = trained.get("embeddings_sha256")
-    if sha is not None and hashlib.sha256(emb_file.read_bytes()).hexdigest() != sha:
+    if sha is not None and sha256_file(emb_file) != sha:
         raise DataError(
             emb_file, "item_embeddings", f"not the embeddings the model was trained with ({summary_file})"
         )

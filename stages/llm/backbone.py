@@ -15,15 +15,11 @@ its embeddings resized for them; the new rows start at the mean of the existing 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +27,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from stages.errors import DataError
+from stages.files import locked, sha256_file
 from stages.inputs import read_json, safetensors_header
 
 PH, HISTORY_EMB, CANS_EMB, ITEM_EMB = "[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"
@@ -74,44 +71,26 @@ class Backbone:
         return int(self.model.config.hidden_size)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _verified(directory: Path) -> bool:
     """True when a cached conversion is complete and its weights match the recorded hashes."""
     try:
         record = json.loads((directory / RECORD).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return all((directory / n).is_file() and _sha256(directory / n) == h for n, h in record["files"].items())
+    files = record["files"].items()
+    return all((directory / n).is_file() and sha256_file(directory / n) == h for n, h in files)
 
 
 def _publish(build_into, final: Path, source: dict) -> Path:
     """Build a directory under a temp name, record file hashes, rename into place atomically."""
-    with _locked(final.parent / f".{final.name}.lock"):
+    with locked(final.parent / f".{final.name}.lock"):
         if _verified(final):
             return final
         work = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
         try:
             build_into(work)
-            files = {p.name: _sha256(p) for p in sorted(work.glob("*.safetensors"))}
+            files = {p.name: sha256_file(p) for p in sorted(work.glob("*.safetensors"))}
             (work / RECORD).write_text(json.dumps({"source": source, "files": files}, indent=2))
             if final.exists():
                 shutil.rmtree(final)
@@ -141,7 +120,7 @@ def convert_smollm2(cache_dir: Path | None = None, gguf: Path | None = None) -> 
     from transformers import LlamaForCausalLM
 
     gguf = gguf or smollm2_gguf()
-    gguf_sha = _sha256(gguf)
+    gguf_sha = sha256_file(gguf)
     final = (cache_dir or default_cache_dir()) / f"smollm2-135m-{gguf_sha[:12]}"
     if _verified(final):
         return final

@@ -16,7 +16,6 @@ states, the data position and the log so far; ``resume=True`` continues a killed
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from stages.files import sha256_file
 from stages.llm.backbone import load_backbone
 from stages.llm.config import FinetuneConfig, lr_multiplier
 from stages.llm.curriculum import Curriculum
@@ -49,10 +49,6 @@ from stages.process import available_cores
 
 NAME = "finetune"
 KEEP_CHECKPOINTS = 2
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class FinetuneRecipe:
@@ -93,7 +89,7 @@ class FinetuneRecipe:
         backbone = load_backbone(cfg.backbone)
         self.tokenizer = backbone.tokenizer
         items = load_item_embeddings(self.embeddings_dir, n_items=info["n_items"])
-        self.embeddings_sha256 = _sha256(self.embeddings_dir / "item_embeddings.safetensors")
+        self.embeddings_sha256 = sha256_file(self.embeddings_dir / "item_embeddings.safetensors")
         self.model: LlaraModel = build_llara_model(
             backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
         )
