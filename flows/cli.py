@@ -211,6 +211,53 @@ def pretrain(
     typer.echo(embeddings.path)
 
 
+@app.command("import-sr")
+def import_sr(
+    file: Annotated[Path, typer.Argument(help="A released LLaRA checkpoint, e.g. rec_model/lastfm.pt.")],
+    data: Annotated[
+        str, typer.Option(help="Prepared dataset with the same items: artifact path or id.")
+    ],
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="The checkpoint is a pickled module. It is read with a restricted unpickler that runs "
+            "none of its code (a pickle that asks to call a function is refused); still, only for files "
+            "you trust.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap CIs.")] = 0,
+    store: StoreOption = None,
+    refresh: RefreshOption = False,
+) -> None:
+    """Import the authors' SASRec checkpoint: score it on our frozen candidates, export its embeddings.
+
+    Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
+    """
+    from stages.seqrec.import_sr import ImportConfig
+    from tasks.pretrain import import_recommender
+
+    artifact_store = ArtifactStore(store)
+    config = ImportConfig(file=str(file.resolve()), allow_pickle=allow_pickle, seed=seed)
+    model, embeddings = import_recommender(artifact_store.open(data), config, artifact_store, refresh=refresh)
+    _print_sr_metrics("SASRec (released)", model.path)
+    typer.echo(embeddings.path)
+
+
+def _print_sr_metrics(name: str, model_dir: Path) -> None:
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        typer.echo(
+            f"{name} {split}: "
+            + ", ".join(
+                f"{k} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+                for k, v in metrics[split].items()
+            ),
+            err=True,
+        )
+    typer.echo(f"model artifact: {model_dir}", err=True)
+
+
 @app.command()
 def finetune(
     prompts: Annotated[

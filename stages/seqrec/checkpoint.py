@@ -95,7 +95,9 @@ def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
-def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *rest: Any) -> torch.Tensor:
+def _rebuild_tensor(
+    storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *rest: Any
+) -> torch.Tensor:
     if not isinstance(storage, torch.Tensor):
         raise UnsafePickle("tensor rebuilt from something that is not a storage; refused")
     if not size:
@@ -200,8 +202,10 @@ def read_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:
                 root = _Unpickler(f, archive, prefix).load()
             except UnsafePickle as e:
                 raise DataError(path, "data.pkl", str(e)) from None
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, RuntimeError) as e:
-                raise DataError(path, "data.pkl", f"cannot read the pickle ({type(e).__name__}: {e})") from None
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                    RuntimeError) as e:
+                problem = f"cannot read the pickle ({type(e).__name__}: {str(e)[:100]})"
+                raise DataError(path, "data.pkl", problem) from None
     if not isinstance(root, Record):
         raise DataError(path, "data.pkl", f"expected a pickled module, got {type(root).__name__}")
     attrs = {k: v for k, v in _state(root).items() if isinstance(v, int | float | str | bool)}

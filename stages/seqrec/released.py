@@ -24,7 +24,8 @@ from stages.errors import DataError
 from stages.seqrec.models import IdEmbedding, _real
 
 # checkpoint tensor name -> our parameter name (everything else keeps its name)
-RENAME = {"item_embeddings.weight": "items.weight.weight", "s_fc.weight": "head.weight", "s_fc.bias": "head.bias"}
+RENAME = {"item_embeddings.weight": "items.weight.weight", "s_fc.weight": "head.weight",
+          "s_fc.bias": "head.bias"}
 
 
 class ConvFFN(nn.Module):
@@ -47,7 +48,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads, self.dropout = heads, dropout
-        self.linear_q, self.linear_k, self.linear_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.linear_q, self.linear_k = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.linear_v = nn.Linear(dim, dim)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         B, L, d = queries.shape
