@@ -69,6 +69,16 @@ def prepare(
             help="Allow unpickling the llara-release files. Unpickling runs code: only for files you trust.",
         ),
     ] = False,
+    train_from: Annotated[
+        str | None,
+        typer.Option(
+            help="llara-release:DIR without train_data.df (MovieLens): keep the released val/test rows "
+            "exactly and build train rows from this raw source's other users, e.g. bundled:movielens-100k.",
+        ),
+    ] = None,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Keep only interactions rated at least this (sources with ratings).")
+    ] = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
@@ -76,7 +86,11 @@ def prepare(
     from stages.preprocess import PrepareConfig
     from tasks.prepare import prepare as prepare_fn
 
-    config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value, allow_pickle=allow_pickle)
+    try:
+        config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value,
+                               allow_pickle=allow_pickle, train_from=train_from, min_rating=min_rating)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
     artifact, _ = prepare_fn(config, ArtifactStore(store), refresh=refresh)
     typer.echo(artifact.path)
 
