@@ -168,17 +168,33 @@ class SRLoss(StrEnum):
     bce1 = "bce1"
 
 
+class PretrainProfile(StrEnum):
+    chosen = "chosen"
+    defaults = "defaults"
+
+
 @app.command()
 def pretrain(
     data: Annotated[
         str, typer.Option(help="Prepared dataset: artifact path (as `llara prepare` prints) or id.")
     ],
     model: Annotated[SRModel, typer.Option(help="Sequential recommender.")] = SRModel.sasrec,
+    profile: Annotated[
+        PretrainProfile,
+        typer.Option(
+            help="chosen: the settings chosen on validation for the dataset's domain (LastFM so far; "
+            "stages/seqrec/chosen.py), else the defaults; defaults: PretrainConfig's defaults.",
+        ),
+    ] = PretrainProfile.chosen,
     loss: Annotated[
-        SRLoss, typer.Option(help="ce: full softmax (default, stronger); bce1: one sampled negative (paper).")
-    ] = SRLoss.ce,
+        SRLoss | None,
+        typer.Option(help="ce: full softmax (stronger); bce1: one sampled negative (paper) [default: ce]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batching and negatives.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation).")] = 40,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Maximum epochs (early stopping on validation) [default: the profile's]."),
+    ] = None,
     settings: Annotated[
         list[str] | None,
         typer.Option(
@@ -193,13 +209,19 @@ def pretrain(
 ) -> None:
     """Train one recommender, evaluate it on the frozen candidates, and export its item embeddings.
 
-    Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
+    Prints the settings used and the model artifact (metrics.json, scores) on stderr, and the
+    embedding artifact last on stdout.
     """
+    from stages.seqrec.chosen import chosen_config, describe
     from stages.seqrec.pretrain import PretrainConfig
     from stages.seqrec.table import parse_model_setting
     from tasks.pretrain import train_recommender
 
-    fields: dict = {"model": model.value, "loss": loss.value, "seed": seed, "epochs": epochs}
+    fields: dict = {"seed": seed}
+    if loss is not None:
+        fields["loss"] = loss.value
+    if epochs is not None:
+        fields["epochs"] = epochs
     for text in settings or []:
         try:
             owner, name, value = parse_model_setting(text)  # the sweep prints MODEL.FIELD=VALUE
@@ -209,19 +231,17 @@ def pretrain(
             raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
         fields[name] = value
     artifact_store = ArtifactStore(store)
-    config = PretrainConfig(**fields)
-    trained, embeddings = train_recommender(
-        artifact_store.open(data), config, artifact_store, refresh=refresh
-    )
-    metrics = json.loads((trained.path / "metrics.json").read_text())["test"]
-    typer.echo(
-        f"{model.value} test: "
-        + ", ".join(
-            f"{k} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for k, v in metrics.items()
-        ),
-        err=True,
-    )
-    typer.echo(f"model artifact: {trained.path}", err=True)
+    dataset = artifact_store.open(data)
+    domain = json.loads((dataset.path / "dataset.json").read_text()).get("domain", "")
+    if profile is PretrainProfile.chosen:
+        config, found = chosen_config(domain, model.value, **fields)
+        source = f"chosen on validation for domain {domain!r}" if found else (
+            f"no settings chosen for domain {domain!r}: the defaults")
+    else:
+        config, source = PretrainConfig(model=model.value, **fields), "defaults"
+    typer.echo(f"{model.value} settings ({source}, with the flags given): {describe(config)}", err=True)
+    trained, embeddings = train_recommender(dataset, config, artifact_store, refresh=refresh)
+    _print_sr_metrics(model.value, trained.path)
     typer.echo(embeddings.path)
 
 
