@@ -127,6 +127,14 @@ def run(
         ),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="Training seeds [default: 0].")] = None,
+    sr_checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="sasrec=FILE",
+            help="A released LLaRA SASRec checkpoint (rec_model/*.pt; needs --allow-pickle): adds the rows "
+            "'SASRec (released)' and 'LLaRA(SASRec, released)' on its embeddings.",
+        ),
+    ] = None,
     zero_shot: Annotated[bool, typer.Option(help="Also evaluate the backbone zero-shot.")] = True,
     refresh: Annotated[
         list[str] | None,
@@ -140,6 +148,12 @@ def run(
     """Run the full pipeline locally (no server needed) and print where the report is."""
     from flows.reproduce import reproduce_flow
 
+    checkpoints = {}
+    for text in sr_checkpoint or []:
+        name, sep, file = text.partition("=")
+        if not sep or name != "sasrec" or not file:
+            raise typer.BadParameter(f"{text!r}: expected sasrec=FILE", param_hint="--sr-checkpoint")
+        checkpoints[name] = str(Path(file).resolve())
     result = reproduce_flow(
         source=source,
         allow_pickle=allow_pickle,
@@ -149,6 +163,7 @@ def run(
         llara_sr_models=llara_sr,
         schedules=schedule,
         seeds=seed,
+        sr_checkpoints=checkpoints,
         zero_shot=zero_shot,
         refresh=refresh,
         store=str(store) if store else None,

@@ -17,10 +17,12 @@ from flows.profiles import pipeline_profile
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
 from stages.report.stage import SR_ROW_NAMES, llara_row
+from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
+from stages.seqrec.import_sr import ImportConfig
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.prepare import prepare_task
-from tasks.pretrain import pretrain_task
+from tasks.pretrain import import_sr_task, pretrain_task
 
 
 @flow(name="reproduce")
@@ -33,6 +35,7 @@ def reproduce_flow(
     llara_sr_models: list[str] | None = None,
     schedules: list[str] | None = None,
     seeds: list[int] | None = None,
+    sr_checkpoints: dict[str, str] | None = None,
     zero_shot: bool = True,
     refresh: list[str] | None = None,
     store: str | None = None,
@@ -47,6 +50,9 @@ def reproduce_flow(
     schedules: fine-tuning schedules (curriculum, direct, two-stage, text = TALLRec, llara-official); the
         first one makes every LLaRA(SR) row, the others are ablation rows on the first recommender.
     seeds: training seeds of the recommenders and of the fine-tuning.
+    sr_checkpoints: recommender -> a released LLaRA checkpoint file (only ``sasrec``; needs
+        ``allow_pickle``). Adds the row "SASRec (released)" and the LLM row "LLaRA(SASRec, released)"
+        on its embeddings (the same table for every seed).
     refresh: stages to recompute even when cached (prepare, pretrain-sr, materialize-prompts, finetune,
         evaluate, report).
     """
@@ -57,6 +63,9 @@ def reproduce_flow(
     schedules = list(schedules if schedules is not None else ["curriculum"])
     seeds = list(seeds if seeds is not None else [0])
     artifact_store = ArtifactStore(store)
+    checkpoints = dict(sr_checkpoints or {})
+    if set(checkpoints) - {"sasrec"}:
+        raise ValueError(f"sr_checkpoints: only sasrec checkpoints are released, got {sorted(checkpoints)}")
 
     data_id = prepare_task(
         PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
@@ -81,6 +90,13 @@ def reproduce_flow(
             embeddings[(model, seed)] = ids["embeddings"]
             if model in sr_baselines:
                 results[f"{SR_ROW_NAMES[model]} seed={seed}"] = ids["model"]
+
+    if "sasrec" in checkpoints:
+        config = ImportConfig(file=checkpoints["sasrec"], allow_pickle=allow_pickle)
+        ids = import_sr_task(data_id, config, store, refresh="pretrain-sr" in forced)
+        results[SR_ROW_NAMES[IMPORTED_MODEL]] = ids["model"]
+        embeddings.update({(IMPORTED_MODEL, seed): ids["embeddings"] for seed in seeds})
+        llara_sr_models.append(IMPORTED_MODEL)
 
     prompts_id = prompts_task(data_id, plan.prompts, store, refresh="materialize-prompts" in forced)
     evaluate_refresh = "evaluate" in forced

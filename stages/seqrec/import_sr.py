@@ -32,6 +32,7 @@ from stages.seqrec.released import RENAME, from_tensors
 
 NAME = "import-sr"
 MODEL = "sasrec-released"
+LOSS = "authors"  # trained by the LLaRA authors (lr 1e-3, L2 1e-4, seed 1234, per the archive name)
 RAW_MOVIELENS = ("bundled", "ml100k", "recbole")  # sources whose raw movie ids are release id + 1
 
 
@@ -119,14 +120,14 @@ def run(config: ImportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / "model.safetensors"))
     # the fields load_model and export-embeddings read, as a pretrain artifact has them
-    cfg = {"model": MODEL, "loss": "released", "dim": int(ckpt.tensors["item_embeddings.weight"].shape[1]),
+    cfg = {"model": MODEL, "loss": LOSS, "dim": int(ckpt.tensors["item_embeddings.weight"].shape[1]),
            "dropout": config.dropout, "seed": config.seed, "file": Path(config.file).name,
            "file_sha256": file_sha256(Path(config.file)), "archive_name": ckpt.archive_name}
     meta = {"config": cfg, "n_items": data.n_items, "max_len": MAX_LEN, "dataset": data.name,
             "checkpoint_attributes": ckpt.attributes,
             "tensors": {RENAME.get(k, k): list(v.shape) for k, v in ckpt.tensors.items()}}
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
-    metrics = {"model": MODEL, "loss": "released", "dataset": data.name, "seed": config.seed,
+    metrics = {"model": MODEL, "loss": LOSS, "dataset": data.name, "seed": config.seed,
                "source_file": Path(config.file).name, "archive_name": ckpt.archive_name,
                "train_rows": len(data.splits["train"]), "val": reports["val"], "test": reports["test"]}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
