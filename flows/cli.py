@@ -176,6 +176,7 @@ class SRModel(StrEnum):
     gru4rec = "gru4rec"
     caser = "caser"
     morec = "morec"
+    sasrec_conv = "sasrec-conv"
 
 
 class SRLoss(StrEnum):
@@ -186,6 +187,7 @@ class SRLoss(StrEnum):
 class PretrainProfile(StrEnum):
     chosen = "chosen"
     defaults = "defaults"
+    authors = "authors"
 
 
 @app.command()
@@ -198,7 +200,8 @@ def pretrain(
         PretrainProfile,
         typer.Option(
             help="chosen: the settings chosen on validation for the dataset's domain (LastFM so far; "
-            "stages/seqrec/chosen.py), else the defaults; defaults: PretrainConfig's defaults.",
+            "stages/seqrec/chosen.py), else the defaults; defaults: PretrainConfig's defaults; authors: "
+            "the LLaRA authors' recipe (bce1, lr 1e-3, L2 1e-4; SASRec as their Conv1d-FFN network).",
         ),
     ] = PretrainProfile.chosen,
     loss: Annotated[
@@ -227,7 +230,7 @@ def pretrain(
     Prints the settings used and the model artifact (metrics.json, scores) on stderr, and the
     embedding artifact last on stdout.
     """
-    from stages.seqrec.chosen import chosen_config, describe
+    from stages.seqrec.chosen import authors_config, chosen_config, describe
     from stages.seqrec.pretrain import PretrainConfig
     from stages.seqrec.table import parse_model_setting
     from tasks.pretrain import train_recommender
@@ -252,11 +255,13 @@ def pretrain(
         config, found = chosen_config(domain, model.value, **fields)
         source = f"chosen on validation for domain {domain!r}" if found else (
             f"no settings chosen for domain {domain!r}: the defaults")
+    elif profile is PretrainProfile.authors:
+        config, source = authors_config(model.value, **fields), "the LLaRA authors' recipe"
     else:
         config, source = PretrainConfig(model=model.value, **fields), "defaults"
-    typer.echo(f"{model.value} settings ({source}, with the flags given): {describe(config)}", err=True)
+    typer.echo(f"{config.model} settings ({source}, with the flags given): {describe(config)}", err=True)
     trained, embeddings = train_recommender(dataset, config, artifact_store, refresh=refresh)
-    _print_sr_metrics(model.value, trained.path)
+    _print_sr_metrics(config.model, trained.path)
     typer.echo(embeddings.path)
 
 

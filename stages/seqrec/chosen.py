@@ -26,6 +26,18 @@ CHOSEN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {
 }
 
 
+# The LLaRA authors' recipe, as their released checkpoints record it (archive name: lr 1e-3, L2 1e-4,
+# seed 1234; BCE with one sampled negative) with their SASRec architecture (Conv1d feed-forward with
+# its own LayerNorm, stages/seqrec/released.py). Their fixed seed 1234 is not imposed: pass --seed.
+AUTHORS_RECIPE: dict = {"loss": "bce1", "lr": 1e-3, "weight_decay": 1e-4}
+AUTHORS_ARCHITECTURE = {"sasrec": "sasrec-conv"}
+
+
+def authors_config(model: str, **overrides: object) -> PretrainConfig:
+    """The authors' recipe for ``model`` (SASRec becomes their architecture); ``overrides`` win."""
+    return PretrainConfig(model=AUTHORS_ARCHITECTURE.get(model, model), **{**AUTHORS_RECIPE, **overrides})
+
+
 def chosen_config(domain: str, model: str, **overrides: object) -> tuple[PretrainConfig, bool]:
     """(config, whether this domain has chosen settings) for ``model``; ``overrides`` win."""
     shared, own = CHOSEN.get(domain, (PretrainConfig(), {}))

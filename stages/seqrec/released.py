@@ -80,7 +80,8 @@ class ReleasedSASRec(nn.Module):
         self.feed_forward = ConvFFN(dim, dropout)
         self.head = nn.Linear(dim, n_items)
 
-    def forward(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def state(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, d): the sequence's state at its last real item."""
         B, L = history.shape
         real = _real(history, lengths)  # (B, L, 1)
         x = self.items(history) + self.positional_embeddings(torch.arange(L, device=history.device))
@@ -88,7 +89,10 @@ class ReleasedSASRec(nn.Module):
         q = self.ln_1(x)  # pre-LN on the queries; keys/values read the raw sequence
         y = self.feed_forward(self.ln_2(self.mh_attn(q, x, real)))
         y = self.ln_3(y * real)
-        return self.head(y[torch.arange(B, device=y.device), lengths - 1])  # (B, n_items)
+        return y[torch.arange(B, device=y.device), lengths - 1]
+
+    def forward(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.state(history, lengths))  # (B, n_items)
 
 
 def from_tensors(tensors: dict[str, torch.Tensor], file: str, max_len: int = 10) -> ReleasedSASRec:
