@@ -78,6 +78,16 @@ def prepare(
             help="Allow unpickling the llara-release files. Unpickling runs code: only for files you trust.",
         ),
     ] = False,
+    train_from: Annotated[
+        str | None,
+        typer.Option(
+            help="llara-release:DIR without train_data.df (MovieLens): keep the released val/test rows "
+            "exactly and build train rows from this raw source's other users, e.g. bundled:movielens-100k.",
+        ),
+    ] = None,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Keep only interactions rated at least this (sources with ratings).")
+    ] = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
@@ -85,7 +95,11 @@ def prepare(
     from stages.preprocess import PrepareConfig
     from tasks.prepare import prepare as prepare_fn
 
-    config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value, allow_pickle=allow_pickle)
+    try:
+        config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value,
+                               allow_pickle=allow_pickle, train_from=train_from, min_rating=min_rating)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
     artifact, _ = prepare_fn(config, ArtifactStore(store), refresh=refresh)
     typer.echo(artifact.path)
 
@@ -122,6 +136,14 @@ def run(
         ),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="Training seeds [default: 0].")] = None,
+    sr_checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="sasrec=FILE",
+            help="A released LLaRA SASRec checkpoint (rec_model/*.pt; needs --allow-pickle): adds the rows "
+            "'SASRec (released)' and 'LLaRA(SASRec, released)' on its embeddings.",
+        ),
+    ] = None,
     zero_shot: Annotated[bool, typer.Option(help="Also evaluate the backbone zero-shot.")] = True,
     refresh: Annotated[
         list[str] | None,
@@ -135,6 +157,12 @@ def run(
     """Run the full pipeline locally (no server needed) and print where the report is."""
     from flows.reproduce import reproduce_flow
 
+    checkpoints = {}
+    for text in sr_checkpoint or []:
+        name, sep, file = text.partition("=")
+        if not sep or name != "sasrec" or not file:
+            raise typer.BadParameter(f"{text!r}: expected sasrec=FILE", param_hint="--sr-checkpoint")
+        checkpoints[name] = str(Path(file).resolve())
     result = reproduce_flow(
         source=source,
         allow_pickle=allow_pickle,
@@ -144,6 +172,7 @@ def run(
         llara_sr_models=llara_sr,
         schedules=schedule,
         seeds=seed,
+        sr_checkpoints=checkpoints,
         zero_shot=zero_shot,
         refresh=refresh,
         store=str(store) if store else None,
@@ -156,11 +185,18 @@ class SRModel(StrEnum):
     gru4rec = "gru4rec"
     caser = "caser"
     morec = "morec"
+    sasrec_conv = "sasrec-conv"
 
 
 class SRLoss(StrEnum):
     ce = "ce"
     bce1 = "bce1"
+
+
+class PretrainProfile(StrEnum):
+    chosen = "chosen"
+    defaults = "defaults"
+    authors = "authors"
 
 
 @app.command()
@@ -169,11 +205,23 @@ def pretrain(
         str, typer.Option(help="Prepared dataset: artifact path (as `llara prepare` prints) or id.")
     ],
     model: Annotated[SRModel, typer.Option(help="Sequential recommender.")] = SRModel.sasrec,
+    profile: Annotated[
+        PretrainProfile,
+        typer.Option(
+            help="chosen: the settings chosen on validation for the dataset's domain (LastFM so far; "
+            "stages/seqrec/chosen.py), else the defaults; defaults: PretrainConfig's defaults; authors: "
+            "the LLaRA authors' recipe (bce1, lr 1e-3, L2 1e-4; SASRec as their Conv1d-FFN network).",
+        ),
+    ] = PretrainProfile.chosen,
     loss: Annotated[
-        SRLoss, typer.Option(help="ce: full softmax (default, stronger); bce1: one sampled negative (paper).")
-    ] = SRLoss.ce,
+        SRLoss | None,
+        typer.Option(help="ce: full softmax (stronger); bce1: one sampled negative (paper) [default: ce]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batching and negatives.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation).")] = 40,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Maximum epochs (early stopping on validation) [default: the profile's]."),
+    ] = None,
     settings: Annotated[
         list[str] | None,
         typer.Option(
@@ -188,13 +236,19 @@ def pretrain(
 ) -> None:
     """Train one recommender, evaluate it on the frozen candidates, and export its item embeddings.
 
-    Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
+    Prints the settings used and the model artifact (metrics.json, scores) on stderr, and the
+    embedding artifact last on stdout.
     """
+    from stages.seqrec.chosen import authors_config, chosen_config, describe
     from stages.seqrec.pretrain import PretrainConfig
     from stages.seqrec.table import parse_model_setting
     from tasks.pretrain import train_recommender
 
-    fields: dict = {"model": model.value, "loss": loss.value, "seed": seed, "epochs": epochs}
+    fields: dict = {"seed": seed}
+    if loss is not None:
+        fields["loss"] = loss.value
+    if epochs is not None:
+        fields["epochs"] = epochs
     for text in settings or []:
         try:
             owner, name, value = parse_model_setting(text)  # the sweep prints MODEL.FIELD=VALUE
@@ -204,20 +258,67 @@ def pretrain(
             raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
         fields[name] = value
     artifact_store = ArtifactStore(store)
-    config = PretrainConfig(**fields)
-    trained, embeddings = train_recommender(
-        artifact_store.open(data), config, artifact_store, refresh=refresh
-    )
-    metrics = json.loads((trained.path / "metrics.json").read_text())["test"]
-    typer.echo(
-        f"{model.value} test: "
-        + ", ".join(
-            f"{k} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for k, v in metrics.items()
-        ),
-        err=True,
-    )
-    typer.echo(f"model artifact: {trained.path}", err=True)
+    dataset = artifact_store.open(data)
+    domain = json.loads((dataset.path / "dataset.json").read_text()).get("domain", "")
+    if profile is PretrainProfile.chosen:
+        config, found = chosen_config(domain, model.value, **fields)
+        source = f"chosen on validation for domain {domain!r}" if found else (
+            f"no settings chosen for domain {domain!r}: the defaults")
+    elif profile is PretrainProfile.authors:
+        config, source = authors_config(model.value, **fields), "the LLaRA authors' recipe"
+    else:
+        config, source = PretrainConfig(model=model.value, **fields), "defaults"
+    typer.echo(f"{config.model} settings ({source}, with the flags given): {describe(config)}", err=True)
+    trained, embeddings = train_recommender(dataset, config, artifact_store, refresh=refresh)
+    _print_sr_metrics(config.model, trained.path)
     typer.echo(embeddings.path)
+
+
+@app.command("import-sr")
+def import_sr(
+    file: Annotated[Path, typer.Argument(help="A released LLaRA checkpoint, e.g. rec_model/lastfm.pt.")],
+    data: Annotated[
+        str, typer.Option(help="Prepared dataset with the same items: artifact path or id.")
+    ],
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="The checkpoint is a pickled module. It is read with a restricted unpickler that runs "
+            "none of its code (a pickle that asks to call a function is refused); still, only for files "
+            "you trust.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap CIs.")] = 0,
+    store: StoreOption = None,
+    refresh: RefreshOption = False,
+) -> None:
+    """Import the authors' SASRec checkpoint: score it on our frozen candidates, export its embeddings.
+
+    Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
+    """
+    from stages.seqrec.import_sr import ImportConfig
+    from tasks.pretrain import import_recommender
+
+    artifact_store = ArtifactStore(store)
+    config = ImportConfig(file=str(file.resolve()), allow_pickle=allow_pickle, seed=seed)
+    model, embeddings = import_recommender(artifact_store.open(data), config, artifact_store, refresh=refresh)
+    _print_sr_metrics("SASRec (released)", model.path)
+    typer.echo(embeddings.path)
+
+
+def _print_sr_metrics(name: str, model_dir: Path) -> None:
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        typer.echo(
+            f"{name} {split}: "
+            + ", ".join(
+                f"{k} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+                for k, v in metrics[split].items()
+            ),
+            err=True,
+        )
+    typer.echo(f"model artifact: {model_dir}", err=True)
 
 
 @app.command()

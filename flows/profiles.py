@@ -13,23 +13,14 @@ from stages.evaluate import EvaluateConfig
 from stages.llm.profiles import profile as finetune_profile
 from stages.llm.prompts import PromptsConfig
 from stages.llm.trainer import FinetuneConfig
+from stages.seqrec.chosen import CHOSEN
 from stages.seqrec.pretrain import PretrainConfig
 
 PROFILES = ("smoke", "quick", "paper")
 
-# Stage-1 training for the paper profile per dataset domain ("artist" = LastFM): the shared config
-# and each model's own settings, chosen on validation NDCG@5 by ``stages.seqrec.sweep``
-# (docs/seqrec_results.md, "LastFM: settings chosen on validation"). Other domains use the defaults.
-PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {
-    "artist": (
-        PretrainConfig(epochs=60, patience=8),
-        {
-            "gru4rec": {"lr": 3e-3},
-            "caser": {"weight_decay": 1e-4},
-            "sasrec": {"lr": 3e-3, "dropout": 0.7},
-        },
-    ),
-}
+# Stage-1 training for the paper profile per dataset domain: the settings chosen on validation,
+# the same table ``llara pretrain`` uses (stages/seqrec/chosen.py). Other domains use the defaults.
+PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = CHOSEN
 
 
 @dataclass(frozen=True)

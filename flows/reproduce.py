@@ -18,10 +18,12 @@ from stages.inputs import read_json
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
 from stages.report.stage import SR_ROW_NAMES, llara_row
+from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
+from stages.seqrec.import_sr import ImportConfig
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.prepare import prepare_task
-from tasks.pretrain import pretrain_task
+from tasks.pretrain import import_sr_task, pretrain_task
 
 
 @flow(name="reproduce")
@@ -34,6 +36,7 @@ def reproduce_flow(
     llara_sr_models: list[Recommender] | None = None,
     schedules: list[Schedule] | None = None,
     seeds: list[int] | None = None,
+    sr_checkpoints: dict[str, str] | None = None,
     zero_shot: bool = True,
     refresh: list[StageName] | None = None,
     store: str | None = None,
@@ -54,6 +57,9 @@ def reproduce_flow(
         schedules: Fine-tuning schedules; the first makes every LLaRA(SR) row, the others are
             ablation rows on the first recommender (text is TALLRec). Empty: curriculum.
         seeds: Training seeds of the recommenders and of the fine-tuning. Empty: 0.
+        sr_checkpoints: Recommender -> a released LLaRA checkpoint file (only sasrec; needs
+            allow_pickle). Adds the rows "SASRec (released)" and "LLaRA(SASRec, released)" on its
+            embeddings (the same table for every seed).
         zero_shot: Also evaluate the backbone without fine-tuning.
         refresh: Stages to recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
@@ -66,6 +72,9 @@ def reproduce_flow(
     schedules = list(schedules if schedules is not None else ["curriculum"])
     seeds = list(seeds if seeds is not None else [0])
     artifact_store = ArtifactStore(store)
+    checkpoints = dict(sr_checkpoints or {})
+    if set(checkpoints) - {"sasrec"}:
+        raise ValueError(f"sr_checkpoints: only sasrec checkpoints are released, got {sorted(checkpoints)}")
 
     data_id = prepare_task(
         PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
@@ -90,6 +99,13 @@ def reproduce_flow(
             embeddings[(model, seed)] = ids["embeddings"]
             if model in sr_baselines:
                 results[f"{SR_ROW_NAMES[model]} seed={seed}"] = ids["model"]
+
+    if "sasrec" in checkpoints:
+        config = ImportConfig(file=checkpoints["sasrec"], allow_pickle=allow_pickle)
+        ids = import_sr_task(data_id, config, store, refresh="pretrain-sr" in forced)
+        results[SR_ROW_NAMES[IMPORTED_MODEL]] = ids["model"]
+        embeddings.update({(IMPORTED_MODEL, seed): ids["embeddings"] for seed in seeds})
+        llara_sr_models.append(IMPORTED_MODEL)
 
     prompts_id = prompts_task(data_id, plan.prompts, store, refresh="materialize-prompts" in forced)
     evaluate_refresh = "evaluate" in forced

@@ -1,4 +1,4 @@
-"""Stage 1 tasks: text embeddings (MoRec), recommender pretraining, and embedding export."""
+"""Stage 1 tasks: text embeddings (MoRec), recommender pretraining or import, and embedding export."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
-from stages.seqrec import export, pretrain, text_embeddings
+from stages.seqrec import export, import_sr, pretrain, text_embeddings
 from tasks.common import open_store, run_stage
 
 
@@ -29,6 +29,30 @@ def train_recommender(
     model, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
     embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
     return model, embeddings
+
+
+def import_recommender(
+    data: Artifact, config: import_sr.ImportConfig, store: ArtifactStore, refresh: bool = False
+) -> tuple[Artifact, Artifact]:
+    """Import a released checkpoint and export its item embeddings: (model, embeddings).
+
+    The id hashes the checkpoint's bytes, not its path: the same file anywhere is one artifact, an
+    edited file another."""
+    file = Path(config.file)
+    extra = {"checkpoint_sha256": import_sr.file_sha256(file)} if file.is_file() else {}
+    model, _ = run_stage(import_sr, config, {"data": data}, store, refresh=refresh, key_extra=extra)
+    embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
+    return model, embeddings
+
+
+@task(name="import-sr", cache_policy=NO_CACHE, task_run_name="import-sr {config.file}", retries=0)
+def import_sr_task(
+    data_id: str, config: import_sr.ImportConfig, store_root: str | Path | None = None, refresh: bool = False
+) -> dict[str, str]:
+    """Returns {"model": import-sr artifact id, "embeddings": export artifact id}."""
+    store = open_store(store_root)
+    model, embeddings = import_recommender(store.get(data_id), config, store, refresh=refresh)
+    return {"model": model.id, "embeddings": embeddings.id}
 
 
 @task(

@@ -34,7 +34,10 @@ __all__ = ["NAME", "DataError", "PrepareConfig", "draw_candidates", "run", "sour
 def source_fingerprint(config: PrepareConfig) -> dict:
     """Size and mtime of every raw file the source reads (``None`` for a missing one), so that
     editing the raw data changes the artifact id."""
-    return fingerprint(source_files(parse_source(config.source)))
+    files = source_files(parse_source(config.source))
+    if config.train_from:
+        files += source_files(parse_source(config.train_from))
+    return fingerprint(files)
 
 
 def _with_candidates(rows: Rows, n_items: int, config: PrepareConfig, offset: int) -> np.ndarray:
@@ -77,8 +80,16 @@ def run(config: PrepareConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
             "Imported from the LLaRA authors' released splits (pickled pandas; unpickled because "
             "allow_pickle was set). User ids are inferred: a train row continuing the previous row's "
             "sequence shares its user; each validation/test row is its own user."
+            if not config.train_from else
+            f"Validation/test rows are the LLaRA authors' released rows (pickled pandas; unpickled because "
+            f"allow_pickle was set), each one's user identified in {config.train_from} as the only user "
+            "with all its (item, rating) pairs. Train rows: the protocol over every other user's "
+            f"interactions in {config.train_from}"
+            + (f" (ratings >= {config.min_rating})." if config.min_rating is not None else " (all ratings).")
         )
         released_files = {**SPLIT_FILES, "names": Path(rel.names_file).name}
+        if config.train_from:
+            del released_files["train"]  # rebuilt from the raw data, not released
         parts = iter(
             [
                 (s, Rows.from_frame(rel.examples.filter(pl.col("split") == s)))

@@ -41,6 +41,11 @@ class PrepareConfig:
     """Keep only interactions rated at least this (sources with ratings). ``None`` keeps all
     (the paper's 100,000 MovieLens interactions); the released MovieLens splits only contain
     ratings >= 3."""
+    train_from: str | None = None
+    """Only with ``llara-release:DIR`` whose train file is missing (MovieLens): a raw source (e.g.
+    ``bundled:movielens-100k``). The released val/test rows are kept exactly, their users are
+    identified in it by their (item, rating) pairs, and train rows are built by the protocol from
+    every other user's interactions (``min_rating`` applies to those)."""
     domain: str | None = None
     """Override the item domain (movie, artist, game); inferred from the source when ``None``."""
 
@@ -53,6 +58,8 @@ class PrepareConfig:
             raise ValueError("need 0 < train_frac, val_frac and train_frac + val_frac < 1")
         if self.min_history < 1 or self.max_history < self.min_history:
             raise ValueError("need 1 <= min_history <= max_history")
+        if self.train_from is not None and not self.source.startswith("llara-release:"):
+            raise ValueError("train_from only applies to a llara-release:DIR source")
         if self.n_candidates < 2:
             raise ValueError("n_candidates must be at least 2")
 

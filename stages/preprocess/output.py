@@ -156,8 +156,10 @@ def card(
             "",
             f"- The rows are the authors' released split files, imported row for row: {split_files}"
             + (f"; item names from `{released_files['names']}`" if "names" in released_files else "")
-            + ". They are not re-derived from raw interactions here: which users are train, validation "
-            "or test users, the time order and the prefix rows are as the authors' code made them.",
+            + (". They are not re-derived from raw interactions here: which users are train, validation "
+               "or test users, the time order and the prefix rows are as the authors' code made them."
+               if "train" in released_files else
+               ". The release has no train file: train rows are rebuilt from raw interactions (below)."),
             f"- Kept: released rows with `len_seq` >= {meta['min_history']} (the public code's filter); "
             f"histories are `seq` without padding ids, at most the last {meta['max_history']}; "
             "targets are `next`.",

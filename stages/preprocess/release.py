@@ -152,12 +152,18 @@ def read_release(d: Path, config: PrepareConfig) -> Release:
     items = full.select(
         item_id=pl.col("id").cast(pl.Int32), title="title", year="year", raw_id=pl.col("id").cast(pl.String)
     )
+    if config.train_from:
+        from stages.preprocess.release_train import release_with_train
+
+        examples, n_users, _ = release_with_train(d, config, n_items)
+        return Release(d.name, _domain(d, nf, config), items, str(nf), examples, n_users)
     frames, next_user = [], 0
     for split, fname in SPLIT_FILES.items():
         path = d / fname
         if not path.is_file():
             extra = (
-                " (this release has no train split; rebuild it from the raw data)" if split == "train" else ""
+                " (this release has no train split; rebuild it from the raw data with --train-from SOURCE)"
+                if split == "train" else ""
             )
             raise DataError(path, None, "file not found" + extra)
         rows = _unpickle(path, n_items)

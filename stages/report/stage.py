@@ -38,7 +38,10 @@ from stages.report.selection import RowKey, notes_cells, read_row_notes, validat
 
 NAME = "report"
 # Report row names of the sequential recommenders (as in the paper's Table 2).
-SR_ROW_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser", "morec": "MoRec"}
+SR_ROW_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser", "morec": "MoRec",
+                "sasrec-conv": "SASRec (conv)", "sasrec-released": "SASRec (released)"}
+# How an LLaRA row names its recommender where that differs from the baseline row's name.
+LLARA_SR_NAMES = {"sasrec-released": "SASRec, released", "sasrec-conv": "SASRec, conv"}
 METRIC_COLUMNS = (
     ("valid_ratio", "ValidRatio"),
     ("hr@1", "HR@1"),
@@ -57,7 +60,8 @@ def llara_row(sr_model: str, schedule: str) -> str:
     """Report row of an LLM run: TALLRec for text-only, LLaRA(SR) for the curriculum, else an ablation."""
     if schedule == "text":
         return "TALLRec"
-    base = f"LLaRA({SR_ROW_NAMES.get(sr_model, sr_model)})"
+    name = LLARA_SR_NAMES.get(sr_model) or SR_ROW_NAMES.get(sr_model, sr_model)
+    base = f"LLaRA({name})"
     return base if schedule == "curriculum" else f"{base} [{schedule}]"
 
 

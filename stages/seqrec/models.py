@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODELS = ("sasrec", "gru4rec", "caser", "morec")
+MODELS = ("sasrec", "gru4rec", "caser", "morec", "sasrec-conv")
+# Architectures that load_model can rebuild but that are not trained here: an imported checkpoint.
+IMPORTED = ("sasrec-released",)
 
 
 def _real(history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -148,7 +150,14 @@ class Caser(nn.Module):
 
 def build_model(name: str, n_items: int, max_len: int = 10, dim: int = 64, dropout: float = 0.1,
                 text: torch.Tensor | None = None) -> nn.Module:
-    """Build one of ``MODELS``; ``morec`` needs the (n_items, text_dim) title embeddings."""
+    """Build one of ``MODELS`` (or ``IMPORTED``); ``morec`` needs the (n_items, text_dim) title embeddings.
+
+    ``sasrec-conv`` is the authors' SASRec (Conv1d feed-forward with its own post-LN residual; see
+    :mod:`stages.seqrec.released`); ``sasrec-released`` is the same network holding imported weights."""
+    if name in ("sasrec-conv", "sasrec-released"):
+        from stages.seqrec.released import ReleasedSASRec  # it builds on this module's parts
+
+        return ReleasedSASRec(n_items, max_len, dim, dropout)
     if name == "morec":
         if text is None or text.shape[0] != n_items:
             raise ValueError("morec needs text embeddings with one row per item")

@@ -33,7 +33,9 @@ PAPER_TABLE2 = {
     ("sasrec", "movielens"): 0.3444, ("sasrec", "steam"): 0.4010, ("sasrec", "lastfm"): 0.2233,
     ("morec", "movielens"): 0.2822, ("morec", "steam"): 0.3911, ("morec", "lastfm"): 0.1652,
 }
-DISPLAY = {"gru4rec": "GRU4Rec", "caser": "Caser", "sasrec": "SASRec", "morec": "MoRec"}
+DISPLAY = {"gru4rec": "GRU4Rec", "caser": "Caser", "sasrec": "SASRec", "morec": "MoRec",
+           "sasrec-conv": "SASRec (conv)"}
+PAPER_MODEL = {"sasrec-conv": "sasrec"}  # compared with the paper's row of the same model
 
 
 def paper_dataset(name: str) -> str | None:
@@ -137,7 +139,7 @@ def run_table(datasets: dict[str, Path], work_dir: Path, out: Path | None = None
                 # CI over test users of the seed-averaged per-user hit: the users are the noise source
                 ci = bootstrap(hit_at_k(ranks, 1).mean(axis=0))
                 key = paper_dataset(label)
-                paper = PAPER_TABLE2.get((model, key)) if key else None
+                paper = PAPER_TABLE2.get((PAPER_MODEL.get(model, model), key)) if key else None
                 rows.append({
                     "dataset": label, "model": DISPLAY.get(model, model), "loss": loss,
                     "setting": ", ".join(f"{k} {v}" for k, v in sorted(own.items())), "seeds": len(use),

@@ -82,6 +82,7 @@ def test_pretrain_takes_settings_and_names_a_bad_one(tmp_path):
     model_dir = Path(ok.stderr.split("model artifact: ")[1].split()[0])
     config = json.loads((model_dir / "config.json").read_text())["config"]
     assert (config["dropout"], config["lr"], config["epochs"]) == (0.3, 0.003, 1)
+    assert "no settings chosen for domain 'movie'" in ok.stderr and "dropout=0.3" in ok.stderr
     assert Path(ok.stdout.strip().splitlines()[-1], "item_embeddings.safetensors").is_file()
 
 
@@ -101,3 +102,19 @@ def test_bad_input_inside_a_flow_run_has_no_traceback_without_debug(tmp_path):
     assert plain.returncode == 2 and "Traceback" not in plain.stderr, plain.stderr[-2000:]
     assert f"error: {missing}" in plain.stderr
     assert list(ArtifactStore(tmp_path / "s")) == []
+
+
+def test_pretrain_uses_the_settings_chosen_for_the_domain(tmp_path):
+    release = REPO.parent / "shared" / "data" / "llara-release" / "lastfm"
+    if not release.is_dir():
+        pytest.skip(f"{release} not available")
+    data = llara("prepare", f"llara-release:{release}", "--allow-pickle", store=tmp_path)
+    data = data.stdout.strip().splitlines()[-1]
+    quick = ("pretrain", "--data", data, "--model", "sasrec", "--epochs", "1", "--set", "min_epochs=1")
+    for profile, expected in (("chosen", (0.003, 0.7)), ("defaults", (0.001, 0.1))):
+        run = llara(*quick, "--profile", profile, store=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert ("chosen on validation for domain 'artist'" in run.stderr) == (profile == "chosen")
+        model_dir = Path(run.stderr.split("model artifact: ")[1].split()[0])
+        config = json.loads((model_dir / "config.json").read_text())["config"]
+        assert (config["lr"], config["dropout"], config["epochs"]) == (*expected, 1)

@@ -58,7 +58,7 @@ def test_padding_row_and_padded_items_do_not_leak(name: str) -> None:
     assert torch.allclose(model(junk, lengths), before, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "morec"])
+@pytest.mark.parametrize("name", ["sasrec", "morec", "sasrec-conv"])
 def test_sasrec_state_is_causal(name: str) -> None:
     """The state at position t must not depend on positions > t, whatever they hold."""
     model = make(name)

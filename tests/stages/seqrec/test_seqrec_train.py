@@ -50,7 +50,7 @@ def test_losses_run(prepared: Path, model: str, loss: str) -> None:
     assert any(not torch.equal(initial[k], v) for k, v in net.state_dict().items())
 
 
-@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec", "sasrec-conv"])
 def test_learns_the_toy_structure(prepared: Path, model: str) -> None:
     """next = last + 1: a trained model must far exceed the 1/20 of random guessing."""
     _, hr1 = fit(prepared, model=model, epochs=25, lr=1e-2, patience=25)
@@ -70,3 +70,12 @@ def test_early_stopping_waits_for_min_epochs(prepared: Path, min_epochs: int, ep
     model = build_model("sasrec", data.n_items)
     result = train(model, data.splits["train"], data.splits["val"], cfg)
     assert len(result.log) == epochs_run and result.best_epoch == 0
+
+
+def test_authors_recipe_config() -> None:
+    from stages.seqrec.chosen import authors_config, describe
+
+    cfg = authors_config("sasrec", seed=3)
+    assert (cfg.model, cfg.loss, cfg.lr, cfg.weight_decay, cfg.seed) == ("sasrec-conv", "bce1", 1e-3, 1e-4, 3)
+    assert authors_config("gru4rec").model == "gru4rec"
+    assert "loss=bce1" in describe(cfg) and "weight_decay=0.0001" in describe(cfg)

@@ -1,0 +1,28 @@
+"""``reproduce`` with a released-format SASRec checkpoint: its baseline row and its LLaRA row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.flows.test_server import tiny_movielens
+from tests.stages.seqrec.test_seqrec_import import SASRec
+
+
+@pytest.mark.slow
+def test_reproduce_with_a_released_checkpoint(prefect_harness, tmp_path: Path) -> None:
+    from flows.reproduce import reproduce_flow
+
+    source = tiny_movielens(tmp_path / "raw")  # 80 movies, raw ids 1..80 = release ids + 1
+    torch.manual_seed(0)
+    torch.save(SASRec(80), tmp_path / "movielens.pt")  # a whole module, as the authors saved theirs
+    out = reproduce_flow(
+        source=source, allow_pickle=True, profile="smoke", sr_baselines=[], llara_sr_models=[],
+        sr_checkpoints={"sasrec": str(tmp_path / "movielens.pt")}, zero_shot=False, store=str(tmp_path / "s"),
+    )
+    assert "SASRec (released)" in out["results"]
+    assert "LLaRA(SASRec, released) seed=0 scoring" in out["results"]
+    report = Path(out["report_path"]).read_text()
+    assert "| SASRec (released) |" in report and "| LLaRA(SASRec, released) |" in report
