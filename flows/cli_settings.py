@@ -1,4 +1,5 @@
-"""``--set FIELD=VALUE``: the CLI option that overrides a stage's config, checked before anything runs."""
+"""Options several commands share: ``--refresh``, and ``--set FIELD=VALUE`` (a stage config override,
+checked before anything runs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+RefreshOption = Annotated[bool, typer.Option("--refresh", help="Recompute even if a valid artifact exists.")]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
