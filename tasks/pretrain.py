@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
+from stages.files import sha256_file
 from stages.seqrec import export, import_sr, pretrain, text_embeddings
 from tasks.common import open_store, run_stage
 
@@ -39,7 +40,7 @@ def import_recommender(
     The id hashes the checkpoint's bytes, not its path: the same file anywhere is one artifact, an
     edited file another."""
     file = Path(config.file)
-    extra = {"checkpoint_sha256": import_sr.file_sha256(file)} if file.is_file() else {}
+    extra = {"checkpoint_sha256": sha256_file(file)} if file.is_file() else {}
     model, _ = run_stage(import_sr, config, {"data": data}, store, refresh=refresh, key_extra=extra)
     embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
     return model, embeddings

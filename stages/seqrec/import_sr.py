@@ -14,7 +14,6 @@ Item ids: a checkpoint row is a release id (0-based). A dataset imported from th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import save_file
 
 from stages.errors import DataError
+from stages.files import sha256_file
 from stages.seqrec.checkpoint import read_checkpoint
 from stages.seqrec.data import MAX_LEN, load_prepared
-from stages.seqrec.evaluate import evaluate, write_scores
+from stages.seqrec.pretrain import score_and_save
 from stages.seqrec.released import RENAME, from_tensors
 
 NAME = "import-sr"
@@ -53,14 +52,6 @@ class ImportConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def release_rows(data_dir: Path, n_items: int, n_rows: int, file: str) -> np.ndarray:
@@ -112,17 +103,11 @@ def run(config: ImportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     model = from_tensors(_reindex(ckpt.tensors, rows), config.file, MAX_LEN)
 
     out_dir = Path(out_dir)
-    reports = {}
-    for split in ("val", "test"):
-        report, scores, rank = evaluate(model, data.splits[split], seed=config.seed)
-        write_scores(out_dir / f"scores_{split}.parquet", data.splits[split], scores, rank)
-        reports[split] = {k: v.as_dict() for k, v in report.items()}
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"))
+    reports = score_and_save(model, data, config.seed, out_dir)
     # the fields load_model and export-embeddings read, as a pretrain artifact has them
     cfg = {"model": MODEL, "loss": LOSS, "dim": int(ckpt.tensors["item_embeddings.weight"].shape[1]),
            "dropout": config.dropout, "seed": config.seed, "file": Path(config.file).name,
-           "file_sha256": file_sha256(Path(config.file)), "archive_name": ckpt.archive_name}
+           "file_sha256": sha256_file(config.file), "archive_name": ckpt.archive_name}
     meta = {"config": cfg, "n_items": data.n_items, "max_len": MAX_LEN, "dataset": data.name,
             "checkpoint_attributes": ckpt.attributes,
             "tensors": {RENAME.get(k, k): list(v.shape) for k, v in ckpt.tensors.items()}}

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stages.errors import DataError
-from stages.seqrec.data import MAX_LEN, load_prepared
+from stages.seqrec.data import MAX_LEN, Prepared, load_prepared
 from stages.seqrec.evaluate import evaluate, write_scores
 from stages.seqrec.models import MODELS, build_model
 from stages.seqrec.text_embeddings import load_text_embeddings
@@ -26,6 +26,19 @@ from stages.seqrec.train import PretrainConfig, train
 
 NAME = "pretrain"
 __all__ = ["NAME", "PretrainConfig", "run", "load_model"]
+
+
+def score_and_save(model: torch.nn.Module, data: Prepared, seed: int, out_dir: Path) -> dict[str, dict]:
+    """Score val and test on the frozen candidates (``scores_<split>.parquet``), save the weights
+    (``model.safetensors``) and return the metric reports by split, as a pretrain artifact holds them."""
+    reports = {}
+    for split in ("val", "test"):
+        report, scores, rank = evaluate(model, data.splits[split], seed=seed)
+        write_scores(out_dir / f"scores_{split}.parquet", data.splits[split], scores, rank)
+        reports[split] = {k: v.as_dict() for k, v in report.items()}
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "model.safetensors"))
+    return reports
 
 
 def run(config: PretrainConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
@@ -47,13 +60,7 @@ def run(config: PretrainConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     result = train(model, data.splits["train"], data.splits["val"], config)
 
     out_dir = Path(out_dir)
-    reports = {}
-    for split in ("val", "test"):
-        report, scores, rank = evaluate(model, data.splits[split], seed=config.seed)
-        write_scores(out_dir / f"scores_{split}.parquet", data.splits[split], scores, rank)
-        reports[split] = {k: v.as_dict() for k, v in report.items()}
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"))
+    reports = score_and_save(model, data, config.seed, out_dir)
     meta = {"config": config.as_dict(), "n_items": data.n_items, "max_len": MAX_LEN, "dataset": data.name}
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
     last = result.log[result.best_epoch] if result.best_epoch >= 0 else {}
