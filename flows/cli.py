@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     # Also for the temporary server Prefect starts when no API is configured (`llara run`):
     # its telemetry cannot reach the internet here and would log ERROR lines.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect waits 20 s for that temporary server; a fresh one takes 14-19 s on 2 idle cores and
+    # more on a busy machine, so its default turns a slow start into a failed run.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if "--debug" not in args:
         drop_user_error_tracebacks((DataError, ArtifactError, ServeError))
     try:
