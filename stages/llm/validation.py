@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
@@ -63,7 +64,7 @@ class Validator:
         if self.metric == "scoring_hr1":
             config = ScoringConfig(prompt_batch_size=max(1, self.batch_size // 2))
             scores, _ = score_candidates(model.llm, tokenizer, self.rows, embed, config)
-            target = torch.tensor([r.target_index for r in self.rows]).numpy()
+            target = np.array([r.target_index for r in self.rows], dtype=np.int64)
             hits = float((rank_of_target(scores, target) == 0).sum()) if len(self.rows) else 0.0
         else:
             gen = GenerationConfigEval(batch_size=self.batch_size)
