@@ -1,8 +1,9 @@
 """Training and validation data from a ``prompts`` artifact, read with pyarrow alone.
 
 Train rows carry no candidates: each epoch redraws them from (seed, epoch, row) (``draw_candidates``),
-renders the prompt with ``render_prompt`` and tokenizes per micro-batch (the mode of a batch is only
-known when the curriculum decides it). Micro-batches are length-grouped: rows are shuffled, cut into
+renders the prompt with ``render_prompt`` and encodes it per micro-batch (the mode of a batch is only
+known when the curriculum decides it), from cached pieces (``stages.llm.assembly``) where that is
+checked to equal the tokenizer. Micro-batches are length-grouped: rows are shuffled, cut into
 chunks of ``GROUP`` micro-batches, each chunk sorted by estimated token length and cut into
 micro-batches, and the micro-batch order is shuffled. A step takes ``micro_per_step`` consecutive
 micro-batches of that list; rank r takes those with index % world == r. The list depends only on
@@ -20,6 +21,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from stages.candidates import draw_candidates
+from stages.llm.assembly import PieceEncoder
 from stages.llm.backbone import SpecialTokenIds
 from stages.llm.inputs import read_prompts_info
 from stages.llm.prompts import read_eval_prompts
@@ -28,27 +30,48 @@ from stages.llm.templates import IGNORE_INDEX, TemplateChoice, encode, render_pr
 GROUP = 50
 
 
+TENSORS = (
+    "input_ids",
+    "attention_mask",
+    "labels",
+    "logit_positions",
+    "targets",
+    "history_items",
+    "candidate_items",
+)
+
+
 @dataclass
 class Batch:
-    """One padded micro-batch. Right padding; labels are IGNORE_INDEX outside the answers."""
+    """One padded micro-batch. Right padding; labels are IGNORE_INDEX outside the answers.
+
+    ``logit_positions`` / ``targets`` are the loss in gathered form: row b's positions that predict
+    an answer token, and those tokens (IGNORE_INDEX where a row has fewer answer tokens than K).
+    The model computes logits there only (``PromptLM``); ``labels`` is the same loss, spelled out.
+    """
 
     input_ids: torch.Tensor  # (B, L) int64
     attention_mask: torch.Tensor  # (B, L) int64
     labels: torch.Tensor  # (B, L) int64
+    logit_positions: torch.Tensor  # (B, K) int64, K = longest answer (title, newline, EOS)
+    targets: torch.Tensor  # (B, K) int64
     history_items: torch.Tensor  # (n_hist,) int64, row-major order of the history placeholders
     candidate_items: torch.Tensor  # (n_cans,) int64, row-major order of the candidate placeholders
     hybrid: bool
+    real_tokens: int = 0
+    """Non-padding tokens, counted on the CPU when the batch is built (no device sync to read it)."""
 
-    @property
-    def real_tokens(self) -> int:
-        return int(self.attention_mask.sum())
+    def pin_memory(self) -> Batch:
+        return Batch(
+            **{k: getattr(self, k).pin_memory() for k in TENSORS},
+            hybrid=self.hybrid,
+            real_tokens=self.real_tokens,
+        )
 
     def to(self, device: torch.device | str) -> Batch:
-        move = {
-            k: getattr(self, k).to(device)
-            for k in ("input_ids", "attention_mask", "labels", "history_items", "candidate_items")
-        }
-        return Batch(**move, hybrid=self.hybrid)
+        """The batch on ``device``; the copies are asynchronous from pinned memory."""
+        move = {k: getattr(self, k).to(device, non_blocking=True) for k in TENSORS}
+        return Batch(**move, hybrid=self.hybrid, real_tokens=self.real_tokens)
 
 
 def pad_batch(
@@ -63,15 +86,35 @@ def pad_batch(
     """Right-pad encoded examples into a Batch; the loss covers tokens from ``prompt_length`` on."""
     longest = max(len(ids) for ids in input_ids)
     width = -(-longest // multiple_of) * multiple_of
-    ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)  # (B, L)
-    mask = torch.zeros_like(ids)
-    labels = torch.full_like(ids, IGNORE_INDEX)
+    answer = max(len(row) - start for row, start in zip(input_ids, prompt_lengths, strict=True))
+    ids = np.full((len(input_ids), width), pad_id, dtype=np.int64)  # (B, L)
+    mask = np.zeros_like(ids)
+    labels = np.full_like(ids, IGNORE_INDEX)
+    positions = np.zeros((len(input_ids), answer), dtype=np.int64)  # (B, K)
+    targets = np.full_like(positions, IGNORE_INDEX)
     for b, (row, start) in enumerate(zip(input_ids, prompt_lengths, strict=True)):
-        ids[b, : len(row)] = torch.tensor(row)
+        if start < 1:
+            raise ValueError("an example needs at least one prompt token before its answer")
+        n = len(row) - start
+        ids[b, : len(row)] = row
         mask[b, : len(row)] = 1
         labels[b, start : len(row)] = ids[b, start : len(row)]
+        positions[b] = start - 1  # padding entries repeat the first position; their target is ignored
+        positions[b, :n] += np.arange(n)
+        targets[b, :n] = ids[b, start : len(row)]
     flat = lambda lists: torch.tensor([i for items in lists for i in items], dtype=torch.long)  # noqa: E731
-    return Batch(ids, mask, labels, flat(histories), flat(candidates), hybrid)
+    as_tensor = torch.from_numpy
+    return Batch(
+        as_tensor(ids),
+        as_tensor(mask),
+        as_tensor(labels),
+        as_tensor(positions),
+        as_tensor(targets),
+        flat(histories),
+        flat(candidates),
+        hybrid,
+        int(mask.sum()),
+    )
 
 
 class PromptData:
@@ -103,6 +146,26 @@ class PromptData:
         self.title_tokens = np.array(
             [len(p) + 2 for p in pieces], dtype=np.int64
         )  # title, space, placeholder, ","
+        self.pieces = PieceEncoder(tokenizer)
+        self.assembled = self._assembly_agrees()
+        if not self.assembled:
+            print(
+                f"{self.directory}: prompt assembly differs from the tokenizer; tokenizing each batch",
+                flush=True,
+            )
+
+    def _assembly_agrees(self, rows: int = 16) -> bool:
+        """Whether cached-piece assembly equals the tokenizer on sample rows of every template and mode."""
+        sample = np.arange(min(rows, self.train_rows))
+        candidates = self.epoch_candidates(0)
+        prompts, answers = [], []
+        for template in self.templates:
+            for hybrid in (False, True):
+                for i in sample:
+                    h, c = self.train_history[i].tolist(), candidates[i]
+                    prompts.append(render_prompt(template, self.titles, h, c, hybrid))
+                    answers.append(self.titles[int(self.train_target[i])])
+        return self.pieces.agrees_with_tokenizer(prompts, answers)
 
     @property
     def train_rows(self) -> int:
@@ -172,7 +235,11 @@ class PromptData:
             for h, c in zip(histories, cans, strict=True)
         ]
         answers = [self.titles[int(self.train_target[i])] for i in rows]
-        encoded = encode(self.tokenizer, prompts, answers)
+        encoded = (
+            self.pieces.encode(prompts, answers)
+            if self.assembled
+            else encode(self.tokenizer, prompts, answers)
+        )
         batch = pad_batch(
             [e.input_ids for e in encoded],
             [e.prompt_length for e in encoded],

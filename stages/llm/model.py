@@ -13,8 +13,10 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn import functional as F
 
 from stages.llm.backbone import Backbone, SpecialTokenIds
+from stages.llm.templates import IGNORE_INDEX
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"
@@ -132,19 +134,29 @@ class PromptLM(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        labels: torch.Tensor,
+        logit_positions: torch.Tensor,
+        targets: torch.Tensor,
         history_values: torch.Tensor | None = None,
         candidate_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean cross-entropy over answer tokens (labels != -100). input_ids/attention_mask/labels: (B, L)."""
+        """Mean cross-entropy over the answer tokens ``targets`` (IGNORE_INDEX entries left out).
+
+        input_ids / attention_mask: (B, L); logit_positions / targets: (B, K), the positions that
+        predict an answer token and that token (``stages.llm.data.Batch``). Only those K positions
+        go through the vocabulary head: the answer is ~10 of ~270 tokens, and full-vocabulary fp32
+        logits everywhere cost a fifth of the forward pass and most of its activation memory.
+        """
         emb = self.llm.get_input_embeddings()(input_ids)  # (B, L, d)
         if self.training:
             # The same autograd graph for text-only and hybrid batches: under ZeRO-3, ranks whose
             # micro-batches differ in kind (llara-official) must run the same gradient collectives.
             emb.requires_grad_(True)
         emb = scatter_items(emb, input_ids, self.tokens, history_values, candidate_values)
-        out = self.llm(inputs_embeds=emb, attention_mask=attention_mask, labels=labels, use_cache=False)
-        return out.loss
+        out = self.llm(
+            inputs_embeds=emb, attention_mask=attention_mask, logits_to_keep=logit_positions, use_cache=False
+        )
+        logits = out.logits.float()  # (B, K, V), upcast as the HF loss does
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 class LlaraModel(nn.Module):

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
 from pathlib import Path
 
@@ -151,8 +152,25 @@ class FinetuneRecipe:
             dist.all_reduce(tensor)
         return float(tensor.item())
 
-    def _mean_over_ranks(self, value: float) -> float:
-        return self._sum_over_ranks(value) / self.world
+    def _log_sums(self, losses: list[torch.Tensor], batches: list[Batch]) -> list[float]:
+        """(mean loss, hybrid fraction, real tokens, padded tokens) of this step summed over ranks.
+
+        One reduction and one host sync per step: the losses stay on the device until here.
+        """
+        import deepspeed.comm as dist
+
+        counts = torch.tensor(
+            [
+                sum(b.hybrid for b in batches) / len(batches),
+                sum(b.real_tokens for b in batches),
+                sum(b.attention_mask.numel() for b in batches),
+            ],
+            dtype=torch.float64,
+        )
+        sums = torch.cat([torch.stack(losses).double().mean().reshape(1), counts.to(self.device)])
+        if self.world > 1:
+            dist.all_reduce(sums)
+        return sums.tolist()
 
     def step_is_hybrid(self) -> bool:
         """Whether any micro-batch of the current optimizer step, on any rank, is hybrid."""
@@ -176,7 +194,14 @@ class FinetuneRecipe:
             if batch.hybrid:
                 history = project_items(projector, self.model.item_embeddings, batch.history_items)
                 candidates = project_items(projector, self.model.item_embeddings, batch.candidate_items)
-            loss = self.engine(batch.input_ids, batch.attention_mask, batch.labels, history, candidates)
+            loss = self.engine(
+                batch.input_ids,
+                batch.attention_mask,
+                batch.logit_positions,
+                batch.targets,
+                history,
+                candidates,
+            )
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())
@@ -200,59 +225,86 @@ class FinetuneRecipe:
             group["lr"] = self.config.lr * lr_multiplier(self.global_step, self.total_steps)
         self.projector_optimizer.step()
 
+    def step_batches(
+        self, micro: list[np.ndarray], candidates: list[list[int]], step_in_epoch: int, global_step: int
+    ) -> list[Batch]:
+        """This rank's micro-batches of one optimizer step, built on the CPU (pinned for a GPU)."""
+        cfg = self.config
+        batches = []
+        for a in range(cfg.grad_accum):
+            index = step_in_epoch * self.micro_per_step + a * self.world + self.rank
+            hybrid = self.curriculum.is_hybrid(global_step, self.epoch, index)
+            template = self.data.template_of(self.epoch, index)
+            batch = self.data.train_batch(micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of)
+            batches.append(batch.pin_memory() if self.device.type == "cuda" else batch)
+        return batches
+
     def train(self) -> None:
-        """Run optimizer steps until ``total_steps``; validate and checkpoint on schedule."""
+        """Run optimizer steps until ``total_steps``; validate and checkpoint on schedule.
+
+        The next step's batches are built in a background thread while this step computes; it is
+        waited for before validation, which uses the tokenizer too.
+        """
         cfg = self.config
         self.engine.train()
-        while self.global_step < self.total_steps:
-            candidates = self.data.epoch_candidates(self.epoch)
-            micro = self.data.micro_batches(
-                self.epoch, cfg.micro_batch, self.micro_per_step, candidates, cfg.length_grouping
-            )
-            while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:
-                start = time.perf_counter()
-                batches = []
-                for a in range(cfg.grad_accum):
-                    index = self.step_in_epoch * self.micro_per_step + a * self.world + self.rank
-                    hybrid = self.curriculum.is_hybrid(self.global_step, self.epoch, index)
-                    template = self.data.template_of(self.epoch, index)
-                    batches.append(
-                        self.data.train_batch(
-                            micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llara-batches") as loader:
+            while self.global_step < self.total_steps:
+                candidates = self.data.epoch_candidates(self.epoch)
+                micro = self.data.micro_batches(
+                    self.epoch, cfg.micro_batch, self.micro_per_step, candidates, cfg.length_grouping
+                )
+                upcoming: Future | None = loader.submit(
+                    self.step_batches, micro, candidates, self.step_in_epoch, self.global_step
+                )
+                while upcoming is not None:
+                    start = time.perf_counter()
+                    batches = upcoming.result()
+                    upcoming = None
+                    if (
+                        self.step_in_epoch + 1 < self.steps_per_epoch
+                        and self.global_step + 1 < self.total_steps
+                    ):
+                        upcoming = loader.submit(
+                            self.step_batches, micro, candidates, self.step_in_epoch + 1, self.global_step + 1
                         )
-                    )
-                losses = self.optimizer_step(batches, self.step_is_hybrid())
-                tokens = sum(b.real_tokens for b in batches)
-                padded = sum(b.attention_mask.numel() for b in batches)
-                row = {
-                    "step": self.global_step,
-                    "epoch": self.epoch,
-                    "loss": self._mean_over_ranks(float(torch.stack(losses).float().mean())),
-                    "hybrid": self._mean_over_ranks(sum(b.hybrid for b in batches) / len(batches)),
-                    "lr": cfg.lr * lr_multiplier(self.global_step, self.total_steps),  # the lr this step used
-                    "tokens": int(round(self._sum_over_ranks(tokens))),
-                    "padded_tokens": int(round(self._sum_over_ranks(padded))),
-                    "seconds": time.perf_counter() - start,
-                }
-                self.log.append(row)
-                self.step_in_epoch += 1
-                self.global_step += 1
-                if self.rank == 0:
-                    print(
-                        f"step {row['step']} loss {row['loss']:.4f} hybrid {row['hybrid']:.2f} "
-                        f"lr {row['lr']:.2e} {row['seconds']:.2f}s",
-                        flush=True,
-                    )
-                if self._validation_due():
-                    self.validate()
-                if (
-                    cfg.checkpoint_every
-                    and self.global_step % cfg.checkpoint_every == 0
-                    and self.checkpoint_dir is not None
-                ):
-                    self._save_checkpoint()
-            if self.step_in_epoch >= self.steps_per_epoch:
-                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                    self._train_step(batches, start)
+                    if self._validation_due():
+                        if upcoming is not None:
+                            wait([upcoming])
+                        self.validate()
+                    if (
+                        cfg.checkpoint_every
+                        and self.global_step % cfg.checkpoint_every == 0
+                        and self.checkpoint_dir is not None
+                    ):
+                        self._save_checkpoint()
+                if self.step_in_epoch >= self.steps_per_epoch:
+                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
+
+    def _train_step(self, batches: list[Batch], start: float) -> None:
+        """One optimizer step on ``batches`` and its log row."""
+        cfg = self.config
+        losses = self.optimizer_step(batches, self.step_is_hybrid())
+        loss, hybrid, tokens, padded = self._log_sums(losses, batches)
+        row = {
+            "step": self.global_step,
+            "epoch": self.epoch,
+            "loss": loss / self.world,
+            "hybrid": hybrid / self.world,
+            "lr": cfg.lr * lr_multiplier(self.global_step, self.total_steps),  # the lr this step used
+            "tokens": int(round(tokens)),
+            "padded_tokens": int(round(padded)),
+            "seconds": time.perf_counter() - start,
+        }
+        self.log.append(row)
+        self.step_in_epoch += 1
+        self.global_step += 1
+        if self.rank == 0:
+            print(
+                f"step {row['step']} loss {row['loss']:.4f} hybrid {row['hybrid']:.2f} "
+                f"lr {row['lr']:.2e} {row['seconds']:.2f}s",
+                flush=True,
+            )
 
     def _validation_due(self) -> bool:
         if self.selection is None or self.selection.evaluated(self.global_step):

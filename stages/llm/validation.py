@@ -94,6 +94,13 @@ class Validator:
                 history = project_items(model.projector, model.item_embeddings, batch.history_items)
                 candidates = project_items(model.projector, model.item_embeddings, batch.candidate_items)
             n = float(sum(len(a) for a in answers))
-            loss = lm(batch.input_ids, batch.attention_mask, batch.labels, history, candidates)
+            loss = lm(
+                batch.input_ids,
+                batch.attention_mask,
+                batch.logit_positions,
+                batch.targets,
+                history,
+                candidates,
+            )
             loss_sum, count = loss_sum + float(loss) * n, count + n
         return loss_sum, count

@@ -146,3 +146,38 @@ def test_length_grouping_reduces_padding(llm_inputs: dict[str, Path]) -> None:
         return pads / total
 
     assert padding(True) < padding(False)
+
+
+def test_answer_position_loss_equals_full_logits_loss_and_gradients(llm_inputs: dict[str, Path]) -> None:
+    """Logits at the answer positions only: the same loss and LoRA gradients as HF's ``labels=`` path."""
+    backbone, model, data, _ = _model(llm_inputs)
+    candidates = data.epoch_candidates(0)
+    lm = PromptLM(model.llm, model.tokens).train()
+    rows = np.array([0, 3, 5, 9])  # different lengths, so padding and short answers both occur
+    for hybrid in (False, True):
+        b = data.train_batch(rows, candidates, template=2, hybrid=hybrid)
+        assert (b.targets == IGNORE_INDEX).any(), "some row must have a shorter answer than K"
+        history = candidates_v = None
+        if hybrid:
+            history = model.projector(model.item_embeddings[b.history_items])
+            candidates_v = model.projector(model.item_embeddings[b.candidate_items])
+
+        def grads_of(loss: torch.Tensor) -> list[torch.Tensor]:
+            params = [p for p in lm.parameters() if p.requires_grad]
+            return list(torch.autograd.grad(loss, params, retain_graph=False))
+
+        ours = lm(b.input_ids, b.attention_mask, b.logit_positions, b.targets, history, candidates_v)
+        ours_grads = grads_of(ours)
+        if hybrid:
+            history = model.projector(model.item_embeddings[b.history_items])
+            candidates_v = model.projector(model.item_embeddings[b.candidate_items])
+        emb = model.llm.get_input_embeddings()(b.input_ids)
+        emb = model.inputs_embeds(b.input_ids, b.history_items, b.candidate_items, hybrid) if hybrid else emb
+        full = model.llm(
+            inputs_embeds=emb, attention_mask=b.attention_mask, labels=b.labels, use_cache=False
+        ).loss
+        full_grads = grads_of(full)
+        torch.testing.assert_close(ours, full, rtol=0, atol=1e-5)
+        assert len(ours_grads) > 0
+        for g_ours, g_full in zip(ours_grads, full_grads, strict=True):
+            torch.testing.assert_close(g_ours, g_full, rtol=1e-4, atol=1e-6)
