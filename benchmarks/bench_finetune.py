@@ -1,25 +1,37 @@
 """Training throughput of the finetune stage vs a plain ``transformers.Trainer`` on the same LoRA steps.
 
-Both train the same backbone with the same LoRA settings, micro-batch and number of optimizer steps on
-the same train rows (text-only prompts, so the baseline needs no custom model), and report real
-(non-padding) tokens per second and the fraction of padding tokens. The baseline is what a plain
-setup does: random order, dynamic padding to the longest row of each batch. Ours adds length-grouped
-batching (and DeepSpeed ZeRO). On a GPU it also reports MFU (6 * params * tokens/s over peak bf16).
+Both train the same backbone with the same LoRA settings, effective batch and number of optimizer
+steps on the same train rows (text-only prompts, so the baseline needs no custom model). Each side
+runs at every ``--micro-batches`` value (gradient accumulation fills the effective batch), every
+run in a child process of its own (clean peak memory, one DeepSpeed engine per process), and each
+side is reported at its fastest micro-batch that fits. The baseline is what a plain setup does:
+random order, dynamic padding to the longest row of each batch, the loss through ``labels=``.
+Ours adds length-grouped batches, logits at the answer positions only, batches built from cached
+pieces in a background thread, and DeepSpeed ZeRO (``--zero-stages`` measures several).
 
-    python benchmarks/bench_finetune.py --backbone tiny-random --steps 20
-    python benchmarks/bench_finetune.py --prompts DIR --embeddings DIR --backbone smollm2-135m --steps 6
+Figures: real (non-padding) tokens/s, padding fraction, peak memory (GPU: max allocated; CPU: peak
+RSS of the child), and on a GPU the MFU by 4N (what LoRA executes: the frozen weights get no weight
+gradient) and by 6N (the usual full fine-tuning count), N = the backbone's parameters.
 
-Without ``--prompts`` a synthetic MovieLens-like dataset (histories of 3-10 items) is built in a temp dir.
+    python benchmarks/bench_finetune.py --backbone tiny-random --steps 6
+    python benchmarks/bench_finetune.py --backbone smollm2-135m --effective-batch 8 \
+        --micro-batches 2,4,8 --steps 3
+    python benchmarks/bench_finetune.py --backbone random:llama-2-7b --effective-batch 128 \
+        --micro-batches 4,8,16 --zero-stages 0,2 --gradient-checkpointing          # GPU
+
+Without ``--prompts`` a synthetic MovieLens-like dataset (histories of 3-10 items) is built in a temp
+dir. The last line of output is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +45,7 @@ from stages.llm.backbone import load_backbone  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.model import LoraSettings  # noqa: E402
 from stages.llm.trainer import FinetuneConfig, FinetuneRecipe  # noqa: E402
-from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
+from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 WORDS = ("star", "night", "city", "dark", "king", "dream", "love", "war", "heat", "story", "game")
@@ -64,6 +76,13 @@ def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int 
     return data, emb
 
 
+def _peak_memory() -> int:
+    """Peak bytes of this process: GPU memory allocated by torch, else the resident set size."""
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def run_ours(config: FinetuneConfig, prompts_dir: Path, embeddings: Path, out: Path) -> dict:
     recipe = FinetuneRecipe(config, prompts_dir, embeddings, out)
     recipe.setup()
@@ -71,13 +90,7 @@ def run_ours(config: FinetuneConfig, prompts_dir: Path, embeddings: Path, out: P
     log = recipe.log[1:]  # the first step pays one-off costs in both runs
     seconds = sum(r["seconds"] for r in log)
     real, padded = sum(r["tokens"] for r in log), sum(r["padded_tokens"] for r in log)
-    return {
-        "tokens_per_s": real / seconds,
-        "padding_fraction": 1 - real / padded,
-        "seconds": seconds,
-        "steps": len(log),
-        "params": sum(p.numel() for p in recipe.model.parameters()),
-    }
+    return {"tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded, "seconds": seconds}
 
 
 def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict:
@@ -85,7 +98,7 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    backbone = load_backbone(config.backbone)
+    backbone = load_backbone(config.backbone, dtype=torch.float32)
     data = PromptData(prompts_dir, backbone.tokenizer, config.seed, config.max_train_rows)
     candidates = data.epoch_candidates(0)
     rows = np.arange(data.train_rows)
@@ -96,7 +109,7 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
             n = int(mask.sum())
             examples.append({"input_ids": ids[:n], "labels": labels[:n]})
     pad = int(backbone.tokenizer.pad_token_id)
-    counts: dict[str, list[int]] = {"real": [], "padded": []}  # per built batch (= per step here)
+    counts: dict[str, list[int]] = {"real": [], "padded": []}  # per micro-batch
 
     def collate(features: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
@@ -121,6 +134,8 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
             task_type="CAUSAL_LM",
         ),
     )
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     times: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -128,6 +143,8 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
             times.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             times[-1] = time.perf_counter() - times[-1]
 
     args = TrainingArguments(
@@ -152,12 +169,46 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
     accum = config.grad_accum
     real, padded = sum(counts["real"][accum:]), sum(counts["padded"][accum:])  # skip step 1, as for ours
     seconds = sum(times[1:])
-    return {
-        "tokens_per_s": real / seconds,
-        "padding_fraction": 1 - real / padded,
-        "seconds": seconds,
-        "steps": len(times) - 1,
-    }
+    return {"tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded, "seconds": seconds}
+
+
+def child(spec: dict) -> None:
+    """One measurement in this process; prints its JSON (the parent reads the last line)."""
+    config = FinetuneConfig(**{**spec["config"], "lora": LoraSettings(dropout=0.0)})
+    prompts_dir, out = Path(spec["prompts"]), Path(spec["out"])
+    try:
+        if spec["side"] == "ours":
+            result = run_ours(config, prompts_dir, Path(spec["embeddings"]), out)
+        else:
+            result = run_hf_trainer(config, prompts_dir, out)
+    except torch.OutOfMemoryError:
+        result = {"oom": True}
+    result["peak_memory_bytes"] = _peak_memory()
+    print(json.dumps(result))
+
+
+def measure(side: str, config: dict, prompts_dir: Path, embeddings: Path, out: Path) -> dict:
+    spec = {"side": side, "config": config, "prompts": str(prompts_dir), "embeddings": str(embeddings)}
+    spec["out"] = str(out)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": tail[0][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def base_parameters(spec: str) -> int:
+    """N for the MFU: the backbone's parameters (meta device, so a 7B shape costs no memory)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from stages.llm.backbone import resolve_backbone_dir
+
+    config = AutoConfig.from_pretrained(resolve_backbone_dir(spec))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 def main() -> None:
@@ -167,11 +218,20 @@ def main() -> None:
     parser.add_argument("--backbone", default="tiny-random")
     parser.add_argument("--prompts", type=Path, help="prompts artifact (built for --backbone)")
     parser.add_argument("--embeddings", type=Path)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--micro-batch", type=int, default=8)
+    parser.add_argument(
+        "--steps", type=int, default=6, help="optimizer steps per run (the first is not timed)"
+    )
+    parser.add_argument("--effective-batch", type=int, default=128 if torch.cuda.is_available() else 8)
+    parser.add_argument("--micro-batches", default="2,4,8", help="comma-separated micro-batch sizes to try")
+    parser.add_argument("--zero-stages", default="2", help="comma-separated ZeRO stages to try for ours")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-finetune-"))
     if args.prompts is None:
         dataset, embeddings = synthetic_inputs(work)
@@ -180,38 +240,55 @@ def main() -> None:
         prompts.run(prompts.PromptsConfig(backbone=args.backbone), {"dataset": dataset}, prompts_dir)
     else:
         prompts_dir, embeddings = args.prompts, args.embeddings
-    config = FinetuneConfig(
-        backbone=args.backbone,
-        schedule="text",
-        epochs=1,
-        micro_batch=args.micro_batch,
-        grad_accum=1,
-        max_steps=args.steps,
-        max_train_rows=args.rows,
-        val_rows=0,
-        lora=LoraSettings(dropout=0.0),
-    )
-    ours = run_ours(config, prompts_dir, embeddings, work / "ours")
-    baseline = run_hf_trainer(replace(config), prompts_dir, work / "hf")
+    micro_sizes = [int(m) for m in args.micro_batches.split(",") if args.effective_batch % int(m) == 0]
+    runs: list[dict] = []
+    for side, stages in (("ours", [int(z) for z in args.zero_stages.split(",")]), ("hf_trainer", [None])):
+        for zero in stages:
+            for micro in micro_sizes:
+                config = {
+                    "backbone": args.backbone,
+                    "schedule": "text",
+                    "epochs": 1,
+                    "micro_batch": micro,
+                    "grad_accum": args.effective_batch // micro,
+                    "max_steps": args.steps,
+                    "max_train_rows": args.rows,
+                    "val_rows": 0,
+                    "gradient_checkpointing": args.gradient_checkpointing,
+                    **({"zero_stage": zero} if zero is not None else {}),
+                }
+                result = measure(side, config, prompts_dir, embeddings, work / f"{side}-{zero}-{micro}")
+                runs.append({"side": side, "zero_stage": zero, "micro_batch": micro, **result})
+                print(json.dumps(runs[-1]), flush=True)
+    best = {}
+    for side in ("ours", "hf_trainer"):
+        ok = [r for r in runs if r["side"] == side and "tokens_per_s" in r]
+        best[side] = max(ok, key=lambda r: r["tokens_per_s"]) if ok else None
+    n_params = base_parameters(args.backbone)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device), None)
+    for run in runs:
+        if peak and "tokens_per_s" in run:
+            run["mfu_4n"] = 4 * n_params * run["tokens_per_s"] / peak
+            run["mfu_6n"] = 6 * n_params * run["tokens_per_s"] / peak
     result = {
         "backbone": args.backbone,
-        "micro_batch": args.micro_batch,
-        "ours": ours,
-        "hf_trainer": baseline,
-        "speedup_tokens_per_s": ours["tokens_per_s"] / baseline["tokens_per_s"],
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "device": device,
+        "params": n_params,
+        "effective_batch": args.effective_batch,
+        "steps": args.steps,
+        "ours": best["ours"],
+        "hf_trainer": best["hf_trainer"],
+        "speedup_tokens_per_s": (
+            best["ours"]["tokens_per_s"] / best["hf_trainer"]["tokens_per_s"]
+            if best["ours"] and best["hf_trainer"]
+            else None
+        ),
+        "runs": runs,
     }
-    if torch.cuda.is_available():
-        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in result["device"]), None)
-        if peak:
-            result["peak_bf16_flops"] = peak
-            for run in (ours, baseline):
-                run["mfu"] = 6 * ours["params"] * run["tokens_per_s"] / peak
-                # LoRA freezes the base weights, so their weight-gradient matmuls (2N of the 6N) never run.
-                run["mfu_executed_4n"] = 4 * ours["params"] * run["tokens_per_s"] / peak
-    print(json.dumps(result, indent=2))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

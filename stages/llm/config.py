@@ -34,8 +34,8 @@ class FinetuneConfig:
     """Adam (L2) weight decay of the projector; LoRA weights get none."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA rank, alpha, dropout, target layers."""
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (2 default, 3 for large backbones)."""
+    zero_stage: int | None = None
+    """DeepSpeed ZeRO stage; None: 0 on one process (nothing to partition), 2 on several or with offload."""
     offload: bool = False
     """Offload optimizer state (and ZeRO-3 parameters) to CPU memory."""
     precision: str = "auto"
@@ -45,7 +45,9 @@ class FinetuneConfig:
     length_grouping: bool = True
     """Group rows of similar length into micro-batches (less padding)."""
     pad_to_multiple_of: int = 1
-    """Pad each micro-batch's length to a multiple of this."""
+    """Pad each micro-batch's length to a multiple of this (with ``compile``, 1 means 64)."""
+    compile: bool = False
+    """torch.compile the LoRA model (DeepSpeed's ``engine.compile``); padded lengths bound recompiles."""
     max_train_rows: int | None = None
     """Subsample the train rows (deterministically from the seed); None: all."""
     max_steps: int | None = None
@@ -64,6 +66,17 @@ class FinetuneConfig:
     """Seed of candidates, batching, templates, curriculum draws, LoRA/projector init and dropout."""
     threads: int = 0
     """torch CPU threads per process; 0: this process's cores, shared among the node's ranks."""
+
+
+def resolve_zero_stage(zero_stage: int | None, world_size: int, offload: bool) -> int:
+    """The ZeRO stage a run uses: the configured one, else 0 on one process and 2 otherwise.
+
+    On one process ZeRO only adds work (partition bookkeeping, gradient buckets); offload needs a
+    ZeRO stage, so an offloaded single-process run gets 2 as well.
+    """
+    if zero_stage is not None:
+        return zero_stage
+    return 0 if world_size == 1 and not offload else 2
 
 
 def lr_multiplier(step: int, total: int) -> float:

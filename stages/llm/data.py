@@ -82,11 +82,17 @@ def pad_batch(
     pad_id: int,
     hybrid: bool,
     multiple_of: int = 1,
+    answer_multiple_of: int = 1,
 ) -> Batch:
-    """Right-pad encoded examples into a Batch; the loss covers tokens from ``prompt_length`` on."""
+    """Right-pad encoded examples into a Batch; the loss covers tokens from ``prompt_length`` on.
+
+    ``multiple_of`` / ``answer_multiple_of`` round the length L and the answer width K up (a
+    compiled model sees fewer distinct shapes).
+    """
     longest = max(len(ids) for ids in input_ids)
     width = -(-longest // multiple_of) * multiple_of
     answer = max(len(row) - start for row, start in zip(input_ids, prompt_lengths, strict=True))
+    answer = -(-answer // answer_multiple_of) * answer_multiple_of
     ids = np.full((len(input_ids), width), pad_id, dtype=np.int64)  # (B, L)
     mask = np.zeros_like(ids)
     labels = np.full_like(ids, IGNORE_INDEX)
@@ -225,7 +231,13 @@ class PromptData:
         return int(np.random.default_rng([self.seed, epoch, micro_index, 5]).integers(len(self.templates)))
 
     def train_batch(
-        self, rows: np.ndarray, candidates: list[list[int]], template: int, hybrid: bool, multiple_of: int = 1
+        self,
+        rows: np.ndarray,
+        candidates: list[list[int]],
+        template: int,
+        hybrid: bool,
+        multiple_of: int = 1,
+        answer_multiple_of: int = 1,
     ) -> Batch:
         """Render, tokenize and pad the train rows at positions ``rows``."""
         histories = [self.train_history[i].tolist() for i in rows]
@@ -248,6 +260,7 @@ class PromptData:
             int(self.tokenizer.pad_token_id),
             hybrid,
             multiple_of,
+            answer_multiple_of,
         )
         if hybrid:  # here on the CPU, so that the forward pass needs no host sync to check it
             for token, items in (

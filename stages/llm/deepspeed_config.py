@@ -68,13 +68,19 @@ def deepspeed_config(
             zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu()}
     if zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = False
+    bf16_config: dict[str, Any] = {"enabled": bf16}
+    if world_size == 1:
+        # Nothing to overlap with, and bf16 (fp32's range) needs no loss-scale overflow check: both
+        # only add host syncs per step. The trainer stops on a non-finite loss itself.
+        zero["overlap_comm"] = False
+        bf16_config["check_grad_overflow"] = False
     return {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": grad_accum,
         "train_batch_size": micro_batch * grad_accum * world_size,
         "gradient_clipping": clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": bf16},
+        "bf16": bf16_config,
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 10**9,

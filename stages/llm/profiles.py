@@ -22,7 +22,6 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             max_steps=8,
             val_rows=8,
             eval_every=4,
-            zero_stage=2,
         )
     elif name == "quick":
         # SmolLM2-135M, MovieLens prompts of ~270 tokens: a step of 2 x 2 rows took 5-6 s on 2 idle cores
@@ -37,7 +36,6 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             max_steps=32,
             val_rows=32,
             eval_every=16,
-            zero_stage=2,
             checkpoint_every=16,
         )
     elif name == "paper":
@@ -48,7 +46,6 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
             micro_batch=micro,
             grad_accum=accum,
             lr=PAPER_LR[domain],
-            zero_stage=2,
             precision="auto",
             eval_every=100,
             checkpoint_every=100,

@@ -17,6 +17,7 @@ states, the data position and the log so far; ``resume=True`` continues a killed
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -31,7 +32,7 @@ import torch
 
 from stages.files import sha256_file
 from stages.llm.backbone import load_backbone
-from stages.llm.config import FinetuneConfig, lr_multiplier
+from stages.llm.config import FinetuneConfig, lr_multiplier, resolve_zero_stage
 from stages.llm.curriculum import Curriculum
 from stages.llm.data import Batch, PromptData
 from stages.llm.deepspeed_config import deepspeed_config, init_distributed, on_gpu
@@ -121,11 +122,17 @@ class FinetuneRecipe:
         lora = [p for p in self.lm.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam([{"params": lora, "weight_decay": 0.0}], lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, self.total_steps))
-        ds = deepspeed_config(cfg.micro_batch, cfg.grad_accum, self.world, cfg.zero_stage, cfg.offload, bf16)
+        self.zero_stage = resolve_zero_stage(cfg.zero_stage, self.world, cfg.offload)
+        ds = deepspeed_config(cfg.micro_batch, cfg.grad_accum, self.world, self.zero_stage, cfg.offload, bf16)
         torch.manual_seed(cfg.seed + 1000 * self.rank)  # dropout stream per rank
         self.engine, _, _, _ = deepspeed.initialize(
             model=self.lm, optimizer=optimizer, lr_scheduler=scheduler, config=ds
         )
+        # A compiled graph is specialised to shapes: padding L to 64 and K to 16 bounds their number.
+        self.pad_multiples = (cfg.pad_to_multiple_of, 1)
+        if cfg.compile:
+            self.engine.compile()
+            self.pad_multiples = (cfg.pad_to_multiple_of if cfg.pad_to_multiple_of > 1 else 64, 16)
         if cfg.val_rows != 0:
             self.selection = Selection(cfg.selection_metric)
             self.validator = Validator(
@@ -137,7 +144,7 @@ class FinetuneRecipe:
                 cfg.eval_batch_size,
                 self.rank,
                 self.world,
-                shard=cfg.zero_stage != 3,
+                shard=self.zero_stage != 3,
             )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
             self._load_checkpoint()
@@ -235,7 +242,7 @@ class FinetuneRecipe:
             index = step_in_epoch * self.micro_per_step + a * self.world + self.rank
             hybrid = self.curriculum.is_hybrid(global_step, self.epoch, index)
             template = self.data.template_of(self.epoch, index)
-            batch = self.data.train_batch(micro[index], candidates, template, hybrid, cfg.pad_to_multiple_of)
+            batch = self.data.train_batch(micro[index], candidates, template, hybrid, *self.pad_multiples)
             batches.append(batch.pin_memory() if self.device.type == "cuda" else batch)
         return batches
 
@@ -286,6 +293,8 @@ class FinetuneRecipe:
         cfg = self.config
         losses = self.optimizer_step(batches, self.step_is_hybrid())
         loss, hybrid, tokens, padded = self._log_sums(losses, batches)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"finetune: the loss is {loss} at step {self.global_step}")
         row = {
             "step": self.global_step,
             "epoch": self.epoch,
@@ -395,7 +404,7 @@ class FinetuneRecipe:
             for n, p in self.model.projector.named_parameters()
         }
         embedding = self.model.llm.get_input_embeddings().weight
-        if self.config.zero_stage == 3:
+        if self.zero_stage == 3:
             with deepspeed.zero.GatheredParameters([p for _, p in named] + [embedding], modifier_rank=None):
                 lora = {n: p.detach().float().cpu().clone() for n, p in named}
                 return {**lora, **projector}, token_rows(self.model)
@@ -416,6 +425,7 @@ class FinetuneRecipe:
             "steps": self.global_step,
             "epochs": self.config.epochs,
             "world_size": self.world,
+            "zero_stage": self.zero_stage,
             "train_rows": self.data.train_rows,
             "total_steps": self.total_steps,
             "first_loss": self.log[0]["loss"] if self.log else None,

@@ -44,6 +44,35 @@ def test_zero_stage_runs_on_cpu_and_output_loads(
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
+def test_one_process_defaults_to_zero_0_with_the_zero_2_loss_curve(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    """ZeRO-0 is the one-process default (the fastest there); it trains exactly as ZeRO-2 does."""
+    default = _train(llm_inputs, backbone_cache, tmp_path / "default", "max_steps=4", NO_DROPOUT)
+    zero2 = _train(llm_inputs, backbone_cache, tmp_path / "zero2", "max_steps=4", "zero_stage=2", NO_DROPOUT)
+    assert json.loads((tmp_path / "default" / "summary.json").read_text())["zero_stage"] == 0
+    assert json.loads((tmp_path / "zero2" / "summary.json").read_text())["zero_stage"] == 2
+    assert default == pytest.approx(zero2, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_as_the_eager_one(
+    llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
+) -> None:
+    eager = _train(llm_inputs, backbone_cache, tmp_path / "eager", "max_steps=3", "val_rows=0", NO_DROPOUT)
+    compiled = _train(
+        llm_inputs,
+        backbone_cache,
+        tmp_path / "compiled",
+        "max_steps=3",
+        "val_rows=0",
+        "compile=true",
+        NO_DROPOUT,
+    )
+    assert compiled == pytest.approx(eager, rel=1e-4, abs=1e-5)
+
+
 def test_kill_and_resume_reproduces_the_loss_curve(
     llm_inputs: dict[str, Path], backbone_cache: Path, tmp_path: Path
 ) -> None:
