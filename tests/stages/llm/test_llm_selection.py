@@ -15,9 +15,12 @@ from stages.llm.selection import Selection
 from stages.llm.validation import Validator
 from tests.stages.llm._run import _kill_at, _train
 
-# Four train rows seen again and again at a high learning rate: validation loss is best before
-# the end (step 10 of 12 on the CPU here), so keeping the last step would be visibly wrong.
+# Four train rows seen again and again at a high learning rate: validation loss wanders and is
+# best before the end (at step 2 of 12 on the CPU here, with ZeRO-2; the tests assert that the best
+# is not the last step, so they cannot pass vacuously), so keeping the last step would be wrong.
+# The path at lr 0.1 is chaotic: ZeRO-0's different summation order moves it after step 8.
 OVERFIT = (
+    "zero_stage=2",
     "max_train_rows=4",
     "epochs=20",
     "max_steps=12",
