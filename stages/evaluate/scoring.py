@@ -10,18 +10,30 @@ The sum favours short titles a little; the per-token mean is
 stored too (``mean_scores``) for analysis, but the ranking uses the sum: it is the likelihood of the
 answer the model would have to emit, so it agrees with what greedy generation tries to maximise.
 
-The prompt runs once per row: its KV cache (``past_key_values``) is copied, row by row, onto every
-continuation of that row (``index_select`` on the batch dimension of each layer's keys and values,
-wrapped in a fresh ``DynamicCache``), so the continuations cost only their own few tokens.
-Prompts are left-padded in batches; positions are taken from the attention mask, so the scores
-equal a brute-force full forward pass of prompt + answer per candidate to float tolerance
-(see tests). The prediction is the argmax; ValidRatio is 1 by construction.
+Two scorers give the same scores (to float tolerance; tests compare both with a brute-force full
+forward pass of prompt + answer per candidate):
+
+- ``masked`` (default): one forward per group of rows over ``[prompt | answer 1 | ... | answer 20]``
+  under a 4-D attention mask: the prompt is causal, every answer attends to the real prompt tokens
+  and to its own earlier tokens only, and its positions continue from the prompt's length, so each
+  answer sees exactly the sequence prompt + answer. No KV cache, nothing is copied per candidate;
+  logits are kept only from the prompt's last position on. Rows are grouped (sorted by length) so a
+  forward holds at most ``max_tokens_per_forward`` tokens; a row whose answers alone overflow the
+  bound is split into groups of candidates, each forward repeating the prompt.
+- ``cache_copy`` (the previous scorer, kept for comparison): the prompt runs once with
+  ``use_cache``, its KV cache is copied (``index_select``) onto every continuation of a chunk of
+  ``continuation_batch_size`` candidates.
+
+Measured on the CPU (``benchmarks/bench_eval.py``, README): the masked scorer is the faster one.
+Log-probabilities are taken in fp32 (``logsumexp`` of fp32 logits) and summed in fp64, whatever
+the model's dtype. The prediction is the argmax; ValidRatio is 1 by construction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,6 +47,7 @@ from stages.evaluate.rows import (
     identity_embed_fn,
     model_device,
     pad_id,
+    prompt_token_ids,
     scoring_metrics,
     with_progress,
 )
@@ -46,10 +59,16 @@ from stages.metrics import Estimate, rank_of_target
 class ScoringConfig:
     """How candidates are scored."""
 
+    method: Literal["masked", "cache_copy"] = "masked"
+    """``masked``: prompt and all answers in one forward under a 4-D mask; ``cache_copy``: the
+    previous scorer (prompt cache copied per continuation), kept for comparison."""
+    max_tokens_per_forward: int = 8192
+    """``masked``: most (padded) tokens in one forward; bounds activations and the kept logits
+    (tokens x vocabulary). One row's prompt plus one answer always runs, even if longer."""
     prompt_batch_size: int = 4
-    """Prompts run together in one forward pass (left-padded)."""
+    """``cache_copy``: prompts run together in one forward pass (left-padded)."""
     continuation_batch_size: int = 80
-    """(prompt, candidate) continuations run together against the shared prompt cache."""
+    """``cache_copy``: (prompt, candidate) continuations run together against the shared prompt cache."""
     add_special_tokens: bool = True
     """Let the tokenizer add its BOS etc. to the prompt (must match training)."""
 
@@ -75,11 +94,174 @@ def candidate_answer_ids(tokenizer, row: EvalRow, add_special_tokens: bool = Tru
     return answers
 
 
+Group = list[tuple[int, list[int]]]
+"""One forward of the masked scorer: (row index, the candidate indices it scores) per sequence."""
+
+
+def masked_groups(
+    prompt_lengths: Sequence[int], answers: Sequence[Sequence[Sequence[int]]], budget: int
+) -> list[Group]:
+    """Rows (shortest prompt first) packed into forwards of at most ``budget`` padded tokens.
+
+    A sequence is a row's prompt followed by its answers minus their last tokens (the last token is
+    only predicted); a forward pads every sequence to its longest prompt plus its longest answers.
+    A row whose sequence alone exceeds the budget is split into groups of candidates.
+    """
+    items: list[tuple[int, list[int], int, int]] = []  # (row, candidates, prompt tokens, answer tokens)
+    for row in sorted(range(len(prompt_lengths)), key=lambda r: prompt_lengths[r]):
+        chunk: list[int] = []
+        width = 0
+        for cand, answer in enumerate(answers[row]):
+            if chunk and prompt_lengths[row] + width + len(answer) - 1 > budget:
+                items.append((row, chunk, prompt_lengths[row], width))
+                chunk, width = [], 0
+            chunk.append(cand)
+            width += len(answer) - 1
+        items.append((row, chunk, prompt_lengths[row], width))
+    groups: list[Group] = []
+    group: Group = []
+    prompt_width = answer_width = 0
+    for row, cands, prompt_len, answer_len in items:
+        wide_prompt, wide_answer = max(prompt_width, prompt_len), max(answer_width, answer_len)
+        if group and (len(group) + 1) * (wide_prompt + wide_answer) > budget:
+            groups.append(group)
+            group, wide_prompt, wide_answer = [], prompt_len, answer_len
+        group.append((row, cands))
+        prompt_width, answer_width = wide_prompt, wide_answer
+    if group:
+        groups.append(group)
+    return groups
+
+
+def _masked_forward(
+    model: torch.nn.Module,
+    embed_fn: EmbedFn,
+    rows: Sequence[EvalRow],
+    prompts: Sequence[Sequence[int]],
+    answers: Sequence[Sequence[Sequence[int]]],
+    group: Group,
+    pad: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score one group: (row, candidate, summed log-likelihood) arrays over its candidates."""
+    device = model_device(model)
+    width_p = max(len(prompts[r]) for r, _ in group)  # T
+    width_a = max(sum(len(answers[r][c]) - 1 for c in cands) for r, cands in group)  # S
+    n, width = len(group), width_p + width_a
+    ids = torch.full((n, width), pad, dtype=torch.long)  # (N, T + S)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    segment = torch.full((n, width), -2, dtype=torch.long)  # -1: real prompt, c >= 0: answer c, -2: padding
+    targets: list[tuple[int, int, int, int, int]] = []  # (sequence, kept logit column, token, row, candidate)
+    for i, (r, cands) in enumerate(group):
+        prompt = prompts[r]
+        ids[i, width_p - len(prompt) : width_p] = torch.tensor(prompt, dtype=torch.long)
+        positions[i, width_p - len(prompt) : width_p] = torch.arange(len(prompt))
+        segment[i, width_p - len(prompt) : width_p] = -1
+        start = 0  # first column of this answer, counted from T
+        for c in cands:
+            answer = answers[r][c]
+            steps = len(answer) - 1
+            ids[i, width_p + start : width_p + start + steps] = torch.tensor(answer[:-1], dtype=torch.long)
+            positions[i, width_p + start : width_p + start + steps] = len(prompt) + torch.arange(steps)
+            segment[i, width_p + start : width_p + start + steps] = c
+            # Kept logits start at column T - 1 (the prompt's last token, which predicts answer[0]);
+            # answer[k] for k >= 1 is predicted by column T + start + k - 1, kept column start + k.
+            targets.extend((i, 0 if k == 0 else start + k, t, r, c) for k, t in enumerate(answer))
+            start += steps
+    causal = torch.ones((width, width), dtype=torch.bool).tril()  # (W, W)
+    same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)  # (N, W, W)
+    allowed = causal & ((segment == -1)[:, None, :] | same | torch.eye(width, dtype=torch.bool))
+    dtype = model.get_input_embeddings().weight.dtype
+    mask = torch.zeros((n, 1, width, width), dtype=dtype)  # additive: sdpa and eager both take it
+    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+    ids, positions = ids.to(device), positions.to(device)
+    group_rows = [rows[r] for r, _ in group]
+    table = model.get_input_embeddings()
+    embeds = torch.cat([embed_fn(ids[:, :width_p], group_rows), table(ids[:, width_p:])], dim=1)  # (N, W, d)
+    out = model(
+        inputs_embeds=embeds,
+        attention_mask=mask.to(device),
+        position_ids=positions,
+        use_cache=False,
+        logits_to_keep=width_a + 1,
+    )
+    logits = out.logits  # (N, S + 1, V)
+    seq, col, token, row, cand = (torch.tensor(v, dtype=torch.long) for v in zip(*targets, strict=True))
+    seq_d, col_d = seq.to(device), col.to(device)
+    picked = logits[seq_d, col_d, token.to(device)].float()  # (M,)
+    logp = picked - torch.logsumexp(logits.float(), dim=-1)[seq_d, col_d]  # (M,) fp32
+    return row.numpy(), cand.numpy(), logp.double().cpu().numpy()
+
+
+def _score_masked(model, tokenizer, rows, embed_fn, config, sums, counts) -> None:
+    prompts = prompt_token_ids(tokenizer, rows, config.add_special_tokens)
+    answers = [candidate_answer_ids(tokenizer, r, config.add_special_tokens) for r in rows]
+    pad = pad_id(tokenizer)
+    groups = masked_groups([len(p) for p in prompts], answers, config.max_tokens_per_forward)
+    for group in with_progress(groups, "scoring"):
+        row, cand, logp = _masked_forward(model, embed_fn, rows, prompts, answers, group, pad)
+        np.add.at(sums, (row, cand), logp)
+        np.add.at(counts, (row, cand), 1.0)
+
+
 def _cache_for(
     cache_kv: list[tuple[torch.Tensor, torch.Tensor]], index: torch.Tensor, config
 ) -> DynamicCache:
     """A fresh cache whose batch row j is prompt row ``index[j]`` (keys/values: (N, heads, T, dim))."""
     return DynamicCache(ddp_cache_data=[(k[index], v[index]) for k, v in cache_kv], config=config)
+
+
+def _score_cache_copy(model, tokenizer, rows, embed_fn, config, sums, counts) -> None:
+    device = model_device(model)
+    pad = pad_id(tokenizer)
+    n_cands = sums.shape[1]
+    for batch in with_progress(batches_by_length(tokenizer, rows, config.prompt_batch_size), "scoring"):
+        batch_rows = [rows[i] for i in batch]
+        ids, mask = encode_left_padded(tokenizer, batch_rows, config.add_special_tokens, device)  # (B, T)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+        out = model(
+            inputs_embeds=embed_fn(ids, batch_rows),
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
+        cache_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        prompt_len = mask.sum(-1)  # (B,) real tokens per prompt
+
+        row_answers = [candidate_answer_ids(tokenizer, r, config.add_special_tokens) for r in batch_rows]
+        pairs = [(b, c) for b in range(len(batch)) for c in range(n_cands)]
+        for start in range(0, len(pairs), config.continuation_batch_size):
+            chunk = pairs[start : start + config.continuation_batch_size]
+            answers = [row_answers[b][c] for b, c in chunk]
+            width = max(len(a) for a in answers)
+            cont = torch.full((len(chunk), width), pad, dtype=torch.long, device=device)  # (N, L)
+            cont_mask = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
+            for j, a in enumerate(answers):
+                cont[j, : len(a)] = torch.tensor(a, dtype=torch.long)
+                cont_mask[j, : len(a)] = 1
+            index = torch.tensor([b for b, _ in chunk], dtype=torch.long, device=device)  # (N,)
+            # Token 0 of each answer is predicted by the prompt's last position.
+            logp = first_logp[index].gather(1, cont[:, :1])  # (N, 1)
+            if width > 1:
+                steps = width - 1
+                step_pos = prompt_len[index, None] + torch.arange(steps, device=device)  # (N, L-1)
+                step_out = model(
+                    input_ids=cont[:, :steps],
+                    attention_mask=torch.cat([mask[index], cont_mask[:, :steps]], dim=1),
+                    position_ids=step_pos,
+                    past_key_values=_cache_for(cache_kv, index, model.config),
+                    use_cache=True,
+                )
+                step_logp = torch.log_softmax(step_out.logits.float(), dim=-1)  # (N, L-1, V)
+                logp = torch.cat([logp, step_logp.gather(2, cont[:, 1:, None]).squeeze(2)], dim=1)
+            logp = (logp * cont_mask).double().sum(1).cpu().numpy()  # (N,)
+            for j, (b, c) in enumerate(chunk):
+                sums[batch[b], c] = logp[j]
+                counts[batch[b], c] = len(answers[j])
+
+
+SCORERS = {"masked": _score_masked, "cache_copy": _score_cache_copy}
 
 
 @torch.no_grad()
@@ -91,9 +273,8 @@ def score_candidates(
     config: ScoringConfig = ScoringConfig(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum and mean token log-likelihood of every candidate's answer: two (rows, candidates) arrays."""
-    embed_fn = embed_fn or identity_embed_fn(model)
-    device = model_device(model)
-    pad = pad_id(tokenizer)
+    if config.method not in SCORERS:
+        raise ValueError(f"unknown scoring method {config.method!r}: use {' or '.join(SCORERS)}")
     n_cands = len(rows[0].candidate_ids) if rows else 0
     if any(len(r.candidate_ids) != n_cands for r in rows):
         raise ValueError("every row must have the same number of candidates")
@@ -102,51 +283,10 @@ def score_candidates(
     was_training = model.training
     model.eval()
     try:
-        for batch in with_progress(batches_by_length(tokenizer, rows, config.prompt_batch_size), "scoring"):
-            batch_rows = [rows[i] for i in batch]
-            ids, mask = encode_left_padded(tokenizer, batch_rows, config.add_special_tokens, device)  # (B, T)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-            out = model(
-                inputs_embeds=embed_fn(ids, batch_rows),
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,
+        if rows:
+            SCORERS[config.method](
+                model, tokenizer, rows, embed_fn or identity_embed_fn(model), config, sums, counts
             )
-            first_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
-            cache_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-            prompt_len = mask.sum(-1)  # (B,) real tokens per prompt
-
-            row_answers = [candidate_answer_ids(tokenizer, r, config.add_special_tokens) for r in batch_rows]
-            pairs = [(b, c) for b in range(len(batch)) for c in range(n_cands)]
-            for start in range(0, len(pairs), config.continuation_batch_size):
-                chunk = pairs[start : start + config.continuation_batch_size]
-                answers = [row_answers[b][c] for b, c in chunk]
-                width = max(len(a) for a in answers)
-                cont = torch.full((len(chunk), width), pad, dtype=torch.long, device=device)  # (N, L)
-                cont_mask = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
-                for j, a in enumerate(answers):
-                    cont[j, : len(a)] = torch.tensor(a, dtype=torch.long)
-                    cont_mask[j, : len(a)] = 1
-                index = torch.tensor([b for b, _ in chunk], dtype=torch.long, device=device)  # (N,)
-                # Token 0 of each answer is predicted by the prompt's last position.
-                logp = first_logp[index].gather(1, cont[:, :1])  # (N, 1)
-                if width > 1:
-                    steps = width - 1
-                    step_pos = prompt_len[index, None] + torch.arange(steps, device=device)  # (N, L-1)
-                    step_out = model(
-                        input_ids=cont[:, :steps],
-                        attention_mask=torch.cat([mask[index], cont_mask[:, :steps]], dim=1),
-                        position_ids=step_pos,
-                        past_key_values=_cache_for(cache_kv, index, model.config),
-                        use_cache=True,
-                    )
-                    step_logp = torch.log_softmax(step_out.logits.float(), dim=-1)  # (N, L-1, V)
-                    logp = torch.cat([logp, step_logp.gather(2, cont[:, 1:, None]).squeeze(2)], dim=1)
-                logp = (logp * cont_mask).sum(1).double().cpu().numpy()  # (N,)
-                for j, (b, c) in enumerate(chunk):
-                    sums[batch[b], c] = logp[j]
-                    counts[batch[b], c] = len(answers[j])
     finally:
         model.train(was_training)
     return sums, sums / np.maximum(counts, 1)
