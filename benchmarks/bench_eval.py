@@ -126,7 +126,7 @@ def main() -> None:
     }
     gen_config = GenerationConfigEval(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     for config in configs.values():  # warm-up
-        score_candidates(model, tokenizer, rows[:2], None, config)
+        score_candidates(model, tokenizer, rows[:1], None, config)
 
     figures: dict[str, float] = {}
     scores = {}
@@ -157,7 +157,7 @@ def main() -> None:
         "scoring_max_abs_diff": max_diff,
     }
     if not args.skip_generation:
-        generate_answers(model, tokenizer, rows[:2], None, gen_config)  # warm-up
+        generate_answers(model, tokenizer, rows[:1], None, gen_config)  # warm-up
         answers, seconds, peak = timed(
             lambda: generate_answers(model, tokenizer, rows, None, gen_config), device
         )
