@@ -133,63 +133,84 @@ def masked_groups(
     return groups
 
 
-def _masked_forward(
-    model: torch.nn.Module,
-    embed_fn: EmbedFn,
-    rows: Sequence[EvalRow],
-    prompts: Sequence[Sequence[int]],
-    answers: Sequence[Sequence[Sequence[int]]],
-    group: Group,
-    pad: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score one group: (row, candidate, summed log-likelihood) arrays over its candidates."""
-    device = model_device(model)
+@dataclass(frozen=True)
+class MaskedLayout:
+    """One group's packed sequences ``[left-padded prompt | answers minus last token | padding]``."""
+
+    ids: np.ndarray
+    """(N, T + S) token ids."""
+    positions: np.ndarray
+    """(N, T + S) position ids: the prompt's from 0, each answer's from the prompt's length."""
+    segment: np.ndarray
+    """(N, T + S) -1: real prompt token, c >= 0: answer of candidate c, -2: padding."""
+    prompt_width: int
+    """T: columns of the (left-padded) prompt part."""
+    targets: np.ndarray
+    """(M, 5) per scored token: sequence, kept logit column (0 = column T - 1), token, row, candidate."""
+
+
+def masked_layout(
+    prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[Sequence[int]]], group: Group, pad: int
+) -> MaskedLayout:
+    """Pack a group's rows; the last token of an answer is only predicted, never fed."""
     width_p = max(len(prompts[r]) for r, _ in group)  # T
     width_a = max(sum(len(answers[r][c]) - 1 for c in cands) for r, cands in group)  # S
-    n, width = len(group), width_p + width_a
-    ids = torch.full((n, width), pad, dtype=torch.long)  # (N, T + S)
-    positions = torch.zeros((n, width), dtype=torch.long)
-    segment = torch.full((n, width), -2, dtype=torch.long)  # -1: real prompt, c >= 0: answer c, -2: padding
-    targets: list[tuple[int, int, int, int, int]] = []  # (sequence, kept logit column, token, row, candidate)
+    shape = (len(group), width_p + width_a)
+    ids = np.full(shape, pad, dtype=np.int64)
+    positions = np.zeros(shape, dtype=np.int64)
+    segment = np.full(shape, -2, dtype=np.int64)
+    targets = []
     for i, (r, cands) in enumerate(group):
         prompt = prompts[r]
-        ids[i, width_p - len(prompt) : width_p] = torch.tensor(prompt, dtype=torch.long)
-        positions[i, width_p - len(prompt) : width_p] = torch.arange(len(prompt))
+        ids[i, width_p - len(prompt) : width_p] = prompt
+        positions[i, width_p - len(prompt) : width_p] = np.arange(len(prompt))
         segment[i, width_p - len(prompt) : width_p] = -1
-        start = 0  # first column of this answer, counted from T
+        start = width_p  # first column of this answer
         for c in cands:
             answer = answers[r][c]
-            steps = len(answer) - 1
-            ids[i, width_p + start : width_p + start + steps] = torch.tensor(answer[:-1], dtype=torch.long)
-            positions[i, width_p + start : width_p + start + steps] = len(prompt) + torch.arange(steps)
-            segment[i, width_p + start : width_p + start + steps] = c
-            # Kept logits start at column T - 1 (the prompt's last token, which predicts answer[0]);
-            # answer[k] for k >= 1 is predicted by column T + start + k - 1, kept column start + k.
-            targets.extend((i, 0 if k == 0 else start + k, t, r, c) for k, t in enumerate(answer))
-            start += steps
-    causal = torch.ones((width, width), dtype=torch.bool).tril()  # (W, W)
+            end = start + len(answer) - 1
+            ids[i, start:end] = answer[:-1]
+            positions[i, start:end] = np.arange(len(prompt), len(prompt) + end - start)
+            segment[i, start:end] = c
+            # Kept logits start at column T - 1 (the prompt's last token predicts answer[0]);
+            # answer[k], k >= 1, is predicted by column start + k - 1, kept column start + k - T.
+            targets.extend((i, 0 if k == 0 else start + k - width_p, t, r, c) for k, t in enumerate(answer))
+            start = end
+    return MaskedLayout(ids, positions, segment, width_p, np.array(targets, dtype=np.int64).reshape(-1, 5))
+
+
+def attention_mask_4d(segment: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(N, 1, W, W) additive mask from ``segment`` (N, W): a token sees the real prompt tokens and
+    its own answer's tokens up to itself; padding sees only itself (no row is fully masked)."""
+    width = segment.shape[1]
+    causal = torch.ones((width, width), dtype=torch.bool, device=segment.device).tril()  # (W, W)
+    diagonal = torch.eye(width, dtype=torch.bool, device=segment.device)
     same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)  # (N, W, W)
-    allowed = causal & ((segment == -1)[:, None, :] | same | torch.eye(width, dtype=torch.bool))
-    dtype = model.get_input_embeddings().weight.dtype
-    mask = torch.zeros((n, 1, width, width), dtype=dtype)  # additive: sdpa and eager both take it
-    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-    ids, positions = ids.to(device), positions.to(device)
-    group_rows = [rows[r] for r, _ in group]
+    allowed = causal & ((segment == -1)[:, None, :] | same | diagonal)  # (N, W, W)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segment.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]  # sdpa and eager both add it
+
+
+def _masked_forward(
+    model: torch.nn.Module, embed_fn: EmbedFn, rows: Sequence[EvalRow], layout: MaskedLayout, group: Group
+) -> torch.Tensor:
+    """(M,) fp32 log-probability of every target token of the layout."""
+    device = model_device(model)
     table = model.get_input_embeddings()
-    embeds = torch.cat([embed_fn(ids[:, :width_p], group_rows), table(ids[:, width_p:])], dim=1)  # (N, W, d)
+    ids = torch.from_numpy(layout.ids).to(device)  # (N, W)
+    width_p = layout.prompt_width
+    prompt_embeds = embed_fn(ids[:, :width_p], [rows[r] for r, _ in group])  # (N, T, d)
     out = model(
-        inputs_embeds=embeds,
-        attention_mask=mask.to(device),
-        position_ids=positions,
+        inputs_embeds=torch.cat([prompt_embeds, table(ids[:, width_p:])], dim=1),  # (N, W, d)
+        attention_mask=attention_mask_4d(torch.from_numpy(layout.segment).to(device), table.weight.dtype),
+        position_ids=torch.from_numpy(layout.positions).to(device),
         use_cache=False,
-        logits_to_keep=width_a + 1,
+        logits_to_keep=ids.shape[1] - width_p + 1,
     )
     logits = out.logits  # (N, S + 1, V)
-    seq, col, token, row, cand = (torch.tensor(v, dtype=torch.long) for v in zip(*targets, strict=True))
-    seq_d, col_d = seq.to(device), col.to(device)
-    picked = logits[seq_d, col_d, token.to(device)].float()  # (M,)
-    logp = picked - torch.logsumexp(logits.float(), dim=-1)[seq_d, col_d]  # (M,) fp32
-    return row.numpy(), cand.numpy(), logp.double().cpu().numpy()
+    seq, col, token = torch.from_numpy(layout.targets[:, :3].T.copy()).to(device)  # 3 x (M,)
+    picked = logits[seq, col, token].float()  # (M,)
+    return picked - torch.logsumexp(logits.float(), dim=-1)[seq, col]  # fp32 whatever the model's dtype
 
 
 def _score_masked(model, tokenizer, rows, embed_fn, config, sums, counts) -> None:
@@ -198,7 +219,9 @@ def _score_masked(model, tokenizer, rows, embed_fn, config, sums, counts) -> Non
     pad = pad_id(tokenizer)
     groups = masked_groups([len(p) for p in prompts], answers, config.max_tokens_per_forward)
     for group in with_progress(groups, "scoring"):
-        row, cand, logp = _masked_forward(model, embed_fn, rows, prompts, answers, group, pad)
+        layout = masked_layout(prompts, answers, group, pad)
+        logp = _masked_forward(model, embed_fn, rows, layout, group).double().cpu().numpy()  # (M,)
+        row, cand = layout.targets[:, 3], layout.targets[:, 4]
         np.add.at(sums, (row, cand), logp)
         np.add.at(counts, (row, cand), 1.0)
 

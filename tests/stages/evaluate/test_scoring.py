@@ -38,25 +38,8 @@ def eager(model):
     return other
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_scores_equal_brute_force(name, attention, model, tokenizer, rows_factory) -> None:
-    model = eager(model) if attention == "eager" else model
-    rows = rows_factory(5)
-    config = CONFIGS[name]
-    embed = identity_embed_fn(model)
-    sums, means = score_candidates(model, tokenizer, rows, embed, config)
-    assert sums.shape == (5, 20) and np.isfinite(sums).all() and (sums < 0).all()
-    with torch.no_grad():
-        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
-    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
-    lengths = np.array([[len(a) for a in candidate_answer_ids(tokenizer, r)] for r in rows])
-    np.testing.assert_allclose(means, sums / lengths)
-
-
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_custom_embed_fn_is_used_for_the_prompt(name, model, tokenizer, rows_factory) -> None:
-    """A hybrid-style embed_fn (perturbs placeholder positions) changes scores exactly as brute force."""
+def placeholder_embed_fn(model, tokenizer):
+    """A hybrid-style embed_fn: perturbs the embeddings at the [CansEmb] placeholders."""
     table = model.get_input_embeddings()
     special = tokenizer.convert_tokens_to_ids("[CansEmb]")
 
@@ -64,14 +47,39 @@ def test_custom_embed_fn_is_used_for_the_prompt(name, model, tokenizer, rows_fac
         x = table(ids)
         return x + (ids == special).unsqueeze(-1).float() * 0.5
 
-    rows = rows_factory(3)
-    config = CONFIGS[name]
-    sums, _ = score_candidates(model, tokenizer, rows, embed, config)
-    plain, _ = score_candidates(model, tokenizer, rows, None, config)
-    assert not np.allclose(sums, plain)
+    return embed
+
+
+@pytest.fixture(scope="module")
+def expected(model, tokenizer, rows_factory) -> dict[str, np.ndarray]:
+    """Brute-force scores, computed once: 5 text rows and 3 rows through the placeholder embed_fn."""
     with torch.no_grad():
-        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
-    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
+        text = [brute_force(model, tokenizer, r, None, identity_embed_fn(model)) for r in rows_factory(5)]
+        embed = placeholder_embed_fn(model, tokenizer)
+        hybrid = [brute_force(model, tokenizer, r, None, embed) for r in rows_factory(3)]
+    return {"text": np.stack(text), "hybrid": np.stack(hybrid)}
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_scores_equal_brute_force(name, attention, model, tokenizer, rows_factory, expected) -> None:
+    model = eager(model) if attention == "eager" else model
+    rows = rows_factory(5)
+    sums, means = score_candidates(model, tokenizer, rows, identity_embed_fn(model), CONFIGS[name])
+    assert sums.shape == (5, 20) and np.isfinite(sums).all() and (sums < 0).all()
+    np.testing.assert_allclose(sums, expected["text"], rtol=1e-4, atol=1e-4)
+    lengths = np.array([[len(a) for a in candidate_answer_ids(tokenizer, r)] for r in rows])
+    np.testing.assert_allclose(means, sums / lengths)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_custom_embed_fn_is_used_for_the_prompt(name, model, tokenizer, rows_factory, expected) -> None:
+    """A hybrid-style embed_fn (perturbs placeholder positions) changes scores exactly as brute force."""
+    rows = rows_factory(3)
+    embed = placeholder_embed_fn(model, tokenizer)
+    sums, _ = score_candidates(model, tokenizer, rows, embed, CONFIGS[name])
+    assert not np.allclose(sums, expected["text"][:3])
+    np.testing.assert_allclose(sums, expected["hybrid"], rtol=1e-4, atol=1e-4)
 
 
 def test_masked_scorer_equals_the_cache_copy_scorer(model, tokenizer, rows_factory) -> None:
