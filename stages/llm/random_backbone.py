@@ -8,11 +8,12 @@ head): 6,738,415,616 parameters. ``random:tiny-llama`` is the same architecture 
 for tests.
 
 The tokenizer is Llama-style: a SentencePiece BPE model with byte fallback, ``<unk>``/``<s>``/``</s>``
-at ids 0/1/2 (``<s>`` added in front of every sequence), a "▁" prepended and spaces written as "▁" (Llama-2's ``tokenizer.json`` pipeline),
-trained here on a fixed corpus generated in code (the prompt templates and a word list), so the
-build is offline and deterministic. Its vocabulary is what that corpus supports (about 1-2k
-pieces plus the 256 byte pieces), far below 32000: the model keeps Llama-2's 32000-row embedding
-and head (the FLOPs and memory being measured) and the tokenizer uses the first rows. Words
+at ids 0/1/2 (``<s>`` added in front of every sequence), a "▁" prepended and spaces written as
+"▁" (Llama-2's ``tokenizer.json`` pipeline), trained here on a fixed corpus generated in code (the
+prompt templates and a word list), so the build is offline and deterministic. Its vocabulary is
+what that corpus supports (about 2k pieces, 256 of them bytes), far below 32000: the model keeps
+Llama-2's 32000-row embedding and head (the FLOPs and memory being measured) and the tokenizer
+uses the first rows. Words
 outside the corpus fall back to short pieces or bytes, so a prompt can take more tokens than
 under the real Llama-2 tokenizer; compare tokens/s rather than rows/s across tokenizers.
 
