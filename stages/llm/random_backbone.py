@@ -13,9 +13,9 @@ at ids 0/1/2 (``<s>`` added in front of every sequence), a "▁" prepended and s
 prompt templates and a word list), so the build is offline and deterministic. Its vocabulary is
 what that corpus supports (about 2k pieces, 256 of them bytes), far below 32000: the model keeps
 Llama-2's 32000-row embedding and head (the FLOPs and memory being measured) and the tokenizer
-uses the first rows. Words
-outside the corpus fall back to short pieces or bytes, so a prompt can take more tokens than
-under the real Llama-2 tokenizer; compare tokens/s rather than rows/s across tokenizers.
+uses the first rows. Words outside the corpus fall back to short pieces or bytes, so a prompt
+can take more tokens than under the real Llama-2 tokenizer; compare tokens/s rather than rows/s
+across tokenizers.
 
 The directory in the cache holds ``config.json`` and the tokenizer only; the weights are drawn by
 ``init_random_model`` on the requested device and dtype, from a fixed seed.
