@@ -1,33 +1,38 @@
-"""Rows per second of generation vs candidate scoring on the same model and the same prompts.
+"""Rows/s of candidate scoring (masked vs cache-copy scorer) and of generation, on the same rows.
 
-    python benchmarks/bench_eval.py                         # tiny-random backbone (seconds)
+    python benchmarks/bench_eval.py                                   # tiny-random backbone (seconds)
     python benchmarks/bench_eval.py --backbone smollm2-135m --rows 16
+    python benchmarks/bench_eval.py --backbone random:llama-2-7b --device cuda --rows 256
 
-Generation: greedy, up to ``--max-new-tokens`` (64, the paper's setting), stopping a row at its
-first newline. Scoring: the prompt once, its KV cache shared by the 20 candidate continuations.
-Also times generation without the newline stop (always ``max_new_tokens``, as the public code).
-Prints one JSON line: rows/s of each and the ratios (scoring / generation; target >= 5).
-Scoring costs one prefill plus 20 short continuations; generation one prefill plus the decode
-steps. On CPU the prefill of ~400-500-token prompts dominates both, so the ratio is far below the
-target there; it grows with the number of decode steps and where decoding is latency-bound (GPU).
+Scoring, both scorers of ``stages.evaluate.scoring`` on the same rows: ``masked`` (prompt and the
+20 answers in one forward under a 4-D mask, the default) and ``cache_copy`` (the previous one: the
+prompt's KV cache copied onto every continuation); the ratio is masked / cache_copy, and the largest
+score difference between them is printed as a check. Both include the joint tokenization of
+prompt + answer for every candidate (``candidate_answer_ids``), also timed alone. Generation: greedy, up to
+``--max-new-tokens`` (64, the paper's setting), stopping a row at its first newline.
+Peak memory per phase: ``torch.cuda.max_memory_allocated`` on a GPU, peak RSS (VmHWM, reset
+between phases through ``/proc/self/clear_refs``) on the CPU. Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.evaluate.generation import GenerationConfigEval, generate_answers
 from stages.evaluate.rows import EvalRow
-from stages.evaluate.scoring import ScoringConfig, score_candidates
+from stages.evaluate.scoring import ScoringConfig, candidate_answer_ids, score_candidates
 
 WORDS = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark", "king", "dream"]
 
@@ -54,53 +59,116 @@ def make_rows(n: int, n_items: int = 200, seed: int = 0) -> list[EvalRow]:
     return rows
 
 
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return
+    # Linux: VmHWM starts again from the current RSS; elsewhere the peak covers the process so far.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(run: Callable[[], object], device: torch.device) -> tuple[object, float, float]:
+    """(result, seconds, peak MiB) of one call."""
+    reset_peak(device)
+    start = time.perf_counter()
+    result = run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start, peak_mb(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backbone", default="tiny-random", help="tiny-random, smollm2-135m or hf:DIR")
+    parser.add_argument("--backbone", default="tiny-random", help="any backbone spec (random:llama-2-7b...)")
     parser.add_argument("--rows", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="generation rows per batch")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    parser.add_argument("--max-tokens-per-forward", type=int, default=ScoringConfig.max_tokens_per_forward)
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp32")
+    parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from stages.evaluate.stage import model_dtype
     from stages.llm.backbone import load_backbone
 
-    backbone = load_backbone(args.backbone)
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if args.device == "auto" else args.device)
+    dtype = model_dtype(args.precision, device)
+    backbone = load_backbone(args.backbone, dtype=dtype, device=device)
     model, tokenizer = backbone.model.eval(), backbone.tokenizer
     rows = make_rows(args.rows)
+    prompt_tokens = sum(len(tokenizer(r.prompt)["input_ids"]) for r in rows)
+    start = time.perf_counter()
+    answer_tokens = sum(len(a) for r in rows for a in candidate_answer_ids(tokenizer, r))
+    answer_ids_s = time.perf_counter() - start  # part of every scorer's time (joint tokenization)
+    configs = {
+        "masked": ScoringConfig(max_tokens_per_forward=args.max_tokens_per_forward),
+        # the evaluate stage's cache-copy settings: batch_size // 2 prompts, 80 continuations
+        "cache_copy": ScoringConfig(method="cache_copy", prompt_batch_size=max(1, args.batch_size // 2)),
+    }
     gen_config = GenerationConfigEval(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    score_config = ScoringConfig(prompt_batch_size=max(1, args.batch_size // 2))
-    generate_answers(model, tokenizer, rows[:2], None, gen_config)  # warm-up
-    score_candidates(model, tokenizer, rows[:2], None, score_config)
+    for config in configs.values():  # warm-up
+        score_candidates(model, tokenizer, rows[:1], None, config)
 
-    start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, rows, None, gen_config)
-    gen_s = time.perf_counter() - start
-    start = time.perf_counter()
-    full_config = GenerationConfigEval(
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, stop_at_newline=False
-    )
-    generate_answers(model, tokenizer, rows, None, full_config)
-    full_s = time.perf_counter() - start
-    start = time.perf_counter()
-    score_candidates(model, tokenizer, rows, None, score_config)
-    score_s = time.perf_counter() - start
-    new_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    figures: dict[str, float] = {}
+    scores = {}
+    for name, config in configs.items():
+        scores[name], seconds, peak = timed(
+            lambda c=config: score_candidates(model, tokenizer, rows, None, c)[0], device
+        )
+        figures[f"scoring_{name}_rows_per_s"] = len(rows) / seconds
+        figures[f"scoring_{name}_tokens_per_s"] = (prompt_tokens + answer_tokens) / seconds
+        figures[f"scoring_{name}_peak_mb"] = peak
+        print(f"scoring {name:>10}: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
+    speedup = figures["scoring_masked_rows_per_s"] / figures["scoring_cache_copy_rows_per_s"]
+    max_diff = float(np.abs(scores["masked"] - scores["cache_copy"]).max())
+    print(f"masked / cache_copy: x{speedup:.2f} (largest score difference {max_diff:.2e})")
+    print(f"answer tokenization alone (in both): {len(rows) / answer_ids_s:.1f} rows/s")
     result = {
         "backbone": args.backbone,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "dtype": str(dtype).removeprefix("torch."),
         "rows": len(rows),
-        "prompt_tokens_mean": sum(len(tokenizer(r.prompt)["input_ids"]) for r in rows) / len(rows),
-        "generated_tokens_mean": new_tokens / len(rows),
-        "generation_rows_per_s": len(rows) / gen_s,
-        "scoring_rows_per_s": len(rows) / score_s,
-        "generation_no_stop_rows_per_s": len(rows) / full_s,
-        "scoring_over_generation": gen_s / score_s,
-        "scoring_over_generation_no_stop": full_s / score_s,
         "threads": torch.get_num_threads(),
+        "prompt_tokens_mean": prompt_tokens / len(rows),
+        "answer_tokens_mean": answer_tokens / len(rows),
+        "max_tokens_per_forward": args.max_tokens_per_forward,
+        "answer_tokenization_rows_per_s": len(rows) / answer_ids_s,
+        **figures,
+        "scoring_masked_over_cache_copy": speedup,
+        "scoring_max_abs_diff": max_diff,
     }
+    if not args.skip_generation:
+        generate_answers(model, tokenizer, rows[:1], None, gen_config)  # warm-up
+        answers, seconds, peak = timed(
+            lambda: generate_answers(model, tokenizer, rows, None, gen_config), device
+        )
+        new_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        result.update(
+            generation_rows_per_s=len(rows) / seconds,
+            generation_peak_mb=peak,
+            generated_tokens_mean=new_tokens / len(rows),
+            scoring_masked_over_generation=figures["scoring_masked_rows_per_s"] * seconds / len(rows),
+        )
+        print(f"generation: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
     print(json.dumps(result))
 
 

@@ -68,11 +68,16 @@ class EvaluateConfig:
     seed: int = 0
     """Label of the training seed this run evaluates (for multi-seed aggregation); also the bootstrap seed."""
     batch_size: int = 8
-    """Generation: prompts per batch. Scoring: prompts per forward pass is ``max(1, batch_size // 2)``."""
+    """Generation: prompts per batch. Scoring, ``cache_copy``: max(1, batch_size // 2) prompts per forward."""
     max_new_tokens: int = 64
     """Generation: most new tokens per answer."""
+    scoring_method: Literal["masked", "cache_copy"] = "masked"
+    """Scoring: all answers in one forward under a 4-D mask, or the previous prompt-cache copies
+    (``stages.evaluate.scoring``); the same scores to float tolerance."""
+    max_tokens_per_forward: int = 8192
+    """Scoring, ``masked``: most padded tokens per forward (bounds memory)."""
     continuation_batch_size: int = 80
-    """Scoring: (prompt, candidate) continuations per forward pass against the shared prompt cache."""
+    """Scoring, ``cache_copy``: (prompt, candidate) continuations per forward against the prompt cache."""
     rule: MatchRule = "paper"
     """Generation: substring rule (``paper`` for parity, ``longest`` is a labelled non-paper variant)."""
     max_rows: int | None = None
@@ -85,6 +90,9 @@ class EvaluateConfig:
     """torch CPU threads; 0: every core this process may use."""
     device: str = "auto"
     """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Dtype of the LLM's weights and compute; ``auto``: bf16 on a GPU, fp32 on the CPU (CPU results
+    as before). Log-likelihoods are accumulated in fp32/fp64 whatever the dtype."""
 
 
 def load_rows(
@@ -155,6 +163,8 @@ def evaluate_rows(
         return EvalOutput(_generation_table(base, result), result.metrics)
     if config.mode == "scoring":
         scoring_config = ScoringConfig(
+            method=config.scoring_method,
+            max_tokens_per_forward=config.max_tokens_per_forward,
             prompt_batch_size=max(1, config.batch_size // 2),
             continuation_batch_size=config.continuation_batch_size,
         )
@@ -194,15 +204,25 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def model_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The LLM's dtype: ``auto`` is bf16 on a GPU and fp32 elsewhere."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
     """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone."""
     from stages.llm.backbone import load_backbone
     from stages.llm.inputs import load_item_embeddings, projector_input_dim, read_prompts_info
     from stages.llm.model import load_trained
 
-    backbone = load_backbone(config.backbone)
-    n_items = read_prompts_info(inputs["prompts"], vocab_size=len(backbone.tokenizer))["n_items"]
     device = _device(config.device)
+    dtype = model_dtype(config.precision, device)
+    backbone = load_backbone(config.backbone, dtype=dtype)
+    n_items = read_prompts_info(inputs["prompts"], vocab_size=len(backbone.tokenizer))["n_items"]
     if device.type == "cpu":
         torch.set_num_threads(config.threads or available_cores())
     if "model" not in inputs or inputs["model"] is None:
@@ -213,6 +233,7 @@ def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
         raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
     items = load_item_embeddings(emb_path.parent, n_items, projector_input_dim(inputs["model"]))
     llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
+    llara.llm.to(dtype)  # PEFT keeps adapters in fp32 over a bf16 base; one dtype is faster
     embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
     return llara.llm, backbone.tokenizer, embed
 

@@ -8,6 +8,9 @@ Specs:
   file's sha256 names the directory, the weights' sha256 is recorded and verified on reuse).
 - ``tiny-random``: a 2-layer random Llama (hidden 64) with a byte-level BPE tokenizer trained on a
   fixed in-code corpus; built once, deterministically, and cached like the others. For tests.
+- ``random:<shape>``: a published model's config with random weights and a Llama-style
+  SentencePiece tokenizer built offline (``stages.llm.random_backbone``), e.g.
+  ``random:llama-2-7b``: throughput and memory at the paper's size without weights.
 
 Every loaded tokenizer gets the LLaRA special tokens (``SPECIAL_TOKENS``) and every loaded model has
 its embeddings resized for them; the new rows start at the mean of the existing input embeddings.
@@ -29,6 +32,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from stages.errors import DataError
 from stages.files import locked, sha256_file
 from stages.inputs import read_json, safetensors_header
+from stages.llm import random_backbone
 
 PH, HISTORY_EMB, CANS_EMB, ITEM_EMB = "[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"
 SPECIAL_TOKENS = (PH, HISTORY_EMB, CANS_EMB, ITEM_EMB)
@@ -245,7 +249,16 @@ def resolve_backbone_dir(spec: str, cache_dir: Path | None = None) -> Path:
         return convert_smollm2(cache_dir)
     if spec == "tiny-random":
         return build_tiny_random(cache_dir)
-    raise ValueError(f"unknown backbone spec {spec!r}: use hf:DIR, smollm2-135m or tiny-random")
+    if spec.startswith(random_backbone.PREFIX):
+        name = random_backbone.parse(spec)
+        tag = f"random-{name}-{random_backbone.VERSION}"
+        final = (cache_dir or default_cache_dir()) / tag
+        if _verified(final) and (final / "tokenizer.json").is_file():
+            return final
+        return _publish(lambda work: random_backbone.build_random_dir(name, work), final, {"builder": tag})
+    raise ValueError(
+        f"unknown backbone spec {spec!r}: use hf:DIR, smollm2-135m, tiny-random or random:<shape>"
+    )
 
 
 def load_tokenizer(spec: str, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
@@ -258,15 +271,26 @@ def load_tokenizer(spec: str, cache_dir: Path | None = None) -> PreTrainedTokeni
     return tokenizer
 
 
-def load_backbone(spec: str, cache_dir: Path | None = None, dtype: torch.dtype = torch.float32) -> Backbone:
+def load_backbone(
+    spec: str,
+    cache_dir: Path | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Backbone:
     """Load a backbone by spec; its embeddings are resized for the LLaRA special tokens.
 
-    The base model is returned with every parameter frozen; LoRA and the projector are added by
-    ``stages.llm.model.build_llara_model``.
+    ``device``: where the model goes (None: the CPU); a ``random:`` model is drawn there directly
+    (a 7B model drawn on the CPU takes minutes). The base model is returned with every parameter
+    frozen; LoRA and the projector are added by ``stages.llm.model.build_llara_model``.
     """
     directory = resolve_backbone_dir(spec, cache_dir)
     tokenizer = load_tokenizer(spec, cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+    if spec.startswith(random_backbone.PREFIX):
+        model = random_backbone.init_random_model(directory, dtype, device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        if device is not None:
+            model = model.to(device)
     old = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > old:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)

@@ -24,21 +24,22 @@ def brute_force(model, tokenizer, row, config: ScoringConfig, embed_fn) -> np.nd
     return np.array(out)
 
 
-def test_cached_scores_equal_brute_force(model, tokenizer, rows_factory) -> None:
-    rows = rows_factory(5)
-    config = ScoringConfig(prompt_batch_size=3, continuation_batch_size=7)  # ragged chunks across prompts
-    embed = identity_embed_fn(model)
-    sums, means = score_candidates(model, tokenizer, rows, embed, config)
-    assert sums.shape == (5, 20) and np.isfinite(sums).all() and (sums < 0).all()
-    with torch.no_grad():
-        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
-    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
-    lengths = np.array([[len(a) for a in candidate_answer_ids(tokenizer, r)] for r in rows])
-    np.testing.assert_allclose(means, sums / lengths)
+CONFIGS = {
+    "cache_copy": ScoringConfig(method="cache_copy", prompt_batch_size=3, continuation_batch_size=7),
+    "masked_rows": ScoringConfig(max_tokens_per_forward=1000),  # 2 rows per forward, ragged widths
+    "masked_split": ScoringConfig(max_tokens_per_forward=350),  # a row's answers over several forwards
+}
 
 
-def test_custom_embed_fn_is_used_for_the_prompt(model, tokenizer, rows_factory) -> None:
-    """A hybrid-style embed_fn (perturbs placeholder positions) changes scores exactly as brute force."""
+def eager(model):
+    """A copy of ``model`` on the eager attention path (the mask is added to the scores there)."""
+    other = copy_model(model)
+    other.set_attn_implementation("eager")
+    return other
+
+
+def placeholder_embed_fn(model, tokenizer):
+    """A hybrid-style embed_fn: perturbs the embeddings at the [CansEmb] placeholders."""
     table = model.get_input_embeddings()
     special = tokenizer.convert_tokens_to_ids("[CansEmb]")
 
@@ -46,14 +47,72 @@ def test_custom_embed_fn_is_used_for_the_prompt(model, tokenizer, rows_factory) 
         x = table(ids)
         return x + (ids == special).unsqueeze(-1).float() * 0.5
 
-    rows = rows_factory(2)
-    config = ScoringConfig(prompt_batch_size=2)
-    sums, _ = score_candidates(model, tokenizer, rows, embed, config)
-    plain, _ = score_candidates(model, tokenizer, rows, None, config)
-    assert not np.allclose(sums, plain)
+    return embed
+
+
+@pytest.fixture(scope="module")
+def expected(model, tokenizer, rows_factory) -> dict[str, np.ndarray]:
+    """Brute-force scores, computed once: 5 text rows and 3 rows through the placeholder embed_fn."""
     with torch.no_grad():
-        expected = np.stack([brute_force(model, tokenizer, r, config, embed) for r in rows])
-    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-4)
+        text = [brute_force(model, tokenizer, r, None, identity_embed_fn(model)) for r in rows_factory(5)]
+        embed = placeholder_embed_fn(model, tokenizer)
+        hybrid = [brute_force(model, tokenizer, r, None, embed) for r in rows_factory(3)]
+    return {"text": np.stack(text), "hybrid": np.stack(hybrid)}
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_scores_equal_brute_force(name, attention, model, tokenizer, rows_factory, expected) -> None:
+    model = eager(model) if attention == "eager" else model
+    rows = rows_factory(5)
+    sums, means = score_candidates(model, tokenizer, rows, identity_embed_fn(model), CONFIGS[name])
+    assert sums.shape == (5, 20) and np.isfinite(sums).all() and (sums < 0).all()
+    np.testing.assert_allclose(sums, expected["text"], rtol=1e-4, atol=1e-4)
+    lengths = np.array([[len(a) for a in candidate_answer_ids(tokenizer, r)] for r in rows])
+    np.testing.assert_allclose(means, sums / lengths)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_custom_embed_fn_is_used_for_the_prompt(name, model, tokenizer, rows_factory, expected) -> None:
+    """A hybrid-style embed_fn (perturbs placeholder positions) changes scores exactly as brute force."""
+    rows = rows_factory(3)
+    embed = placeholder_embed_fn(model, tokenizer)
+    sums, _ = score_candidates(model, tokenizer, rows, embed, CONFIGS[name])
+    assert not np.allclose(sums, expected["text"][:3])
+    np.testing.assert_allclose(sums, expected["hybrid"], rtol=1e-4, atol=1e-4)
+
+
+def test_masked_scorer_equals_the_cache_copy_scorer(model, tokenizer, rows_factory) -> None:
+    rows = rows_factory(6)
+    old, old_means = score_candidates(model, tokenizer, rows, None, CONFIGS["cache_copy"])
+    new, new_means = score_candidates(model, tokenizer, rows, None, ScoringConfig())
+    np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(new_means, old_means, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_groups_stay_within_the_token_bound(tokenizer, rows_factory) -> None:
+    from stages.evaluate.rows import prompt_token_ids
+    from stages.evaluate.scoring import masked_groups
+
+    rows = rows_factory(7)
+    prompts = [len(p) for p in prompt_token_ids(tokenizer, rows, True)]
+    answers = [candidate_answer_ids(tokenizer, r) for r in rows]
+    for budget in (200, 350, 1000, 100_000):
+        groups = masked_groups(prompts, answers, budget)
+        scored = sorted((r, c) for g in groups for r, cands in g for c in cands)
+        assert scored == [(r, c) for r in range(7) for c in range(20)]  # each candidate exactly once
+        for group in groups:
+            width = max(prompts[r] for r, _ in group) + max(
+                sum(len(answers[r][c]) - 1 for c in cands) for r, cands in group
+            )
+            alone = len(group) == 1 and len(group[0][1]) == 1  # one prompt + one answer always runs
+            assert alone or len(group) * width <= budget
+    assert len(masked_groups(prompts, answers, 100_000)) == 1
+
+
+def test_unknown_method_is_refused(model, tokenizer, rows_factory) -> None:
+    with pytest.raises(ValueError, match="unknown scoring method"):
+        score_candidates(model, tokenizer, rows_factory(1), None, ScoringConfig(method="other"))
 
 
 def test_batch_size_does_not_change_scores(model, tokenizer, rows_factory) -> None:
@@ -63,6 +122,8 @@ def test_batch_size_does_not_change_scores(model, tokenizer, rows_factory) -> No
         model, tokenizer, rows, None, ScoringConfig(prompt_batch_size=4, continuation_batch_size=80)
     )
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    c, _ = score_candidates(model, tokenizer, rows, None, ScoringConfig(max_tokens_per_forward=300))
+    np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
 
 
 def test_evaluate_scoring_metrics(model, tokenizer, rows_factory) -> None:
@@ -106,10 +167,11 @@ def test_scored_answer_ids_are_the_trainers_labels(kind, tokenizer, sp_tokenizer
     assert (differs > 0) == (kind == "sentencepiece")
 
 
-def test_sentencepiece_scores_equal_brute_force(sp_model, sp_tokenizer, rows_factory) -> None:
-    """The cached scorer scores the joint sequences under a SentencePiece tokenizer too."""
+@pytest.mark.parametrize("method", ["masked", "cache_copy"])
+def test_sentencepiece_scores_equal_brute_force(method, sp_model, sp_tokenizer, rows_factory) -> None:
+    """Both scorers score the joint sequences under a SentencePiece tokenizer too."""
     rows = rows_factory(3)
-    config = ScoringConfig(prompt_batch_size=2, continuation_batch_size=9)
+    config = ScoringConfig(method, 700, prompt_batch_size=2, continuation_batch_size=9)
     embed = identity_embed_fn(sp_model)
     sums, _ = score_candidates(sp_model, sp_tokenizer, rows, embed, config)
     with torch.no_grad():

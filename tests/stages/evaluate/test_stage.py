@@ -189,3 +189,26 @@ def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifact
     with pytest.raises(DataError, match="not the embeddings the model was trained with"):
         run(config, {**inputs, "embeddings": other}, tmp_path / "c")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_precision_auto_is_bf16_on_gpu_and_fp32_on_cpu() -> None:
+    from stages.evaluate.stage import model_dtype
+
+    assert model_dtype("auto", torch.device("cpu")) == torch.float32
+    assert model_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert model_dtype("fp32", torch.device("cuda")) == torch.float32
+    with pytest.raises(ValueError, match="unknown precision"):
+        model_dtype("fp16", torch.device("cpu"))
+
+
+def test_bf16_scoring_of_a_hybrid_llara_model_is_close_to_fp32(artifacts, tmp_path: Path) -> None:
+    """bf16 weights through the whole hybrid path (projector output, LoRA, masked scorer) on the CPU."""
+    inputs = {k: artifacts[k] for k in ("prompts", "model", "embeddings")}
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        config = EvaluateConfig(mode="scoring", split="val", backbone="tiny-random", precision=precision)
+        run(config, inputs, tmp_path / precision)
+        preds = pq.read_table(tmp_path / precision / "predictions.parquet").to_pylist()
+        scores[precision] = np.array([p["scores"] for p in preds])
+    assert np.isfinite(scores["bf16"]).all() and not np.array_equal(scores["bf16"], scores["fp32"])
+    np.testing.assert_allclose(scores["bf16"], scores["fp32"], rtol=0.05)
