@@ -52,7 +52,7 @@ from stages.evaluate.rows import (
     scoring_metrics,
     with_progress,
 )
-from stages.llm.templates import encode
+from stages.llm.assembly import shared_encoder
 from stages.metrics import Estimate, rank_of_target
 
 
@@ -81,7 +81,10 @@ def candidate_answer_ids(tokenizer, row: EvalRow, add_special_tokens: bool = Tru
     the tokens after the prompt; the prompt part must come out as the row's own prompt tokens,
     otherwise the shared prompt would score another sequence than training saw.
     """
-    encoded = encode(tokenizer, [row.prompt] * len(row.candidate_titles), list(row.candidate_titles))
+    # The 20 joint sequences share all but their last segment: assembled from cached pieces once
+    # the first row showed that this gives the tokenizer's own ids (stages.llm.assembly).
+    prompts, titles = [row.prompt] * len(row.candidate_titles), list(row.candidate_titles)
+    encoded = shared_encoder(tokenizer).encode_checked(prompts, titles)
     prompt = list(row.prompt_ids) if row.prompt_ids is not None else None
     if prompt is None:
         prompt = list(tokenizer(row.prompt, add_special_tokens=add_special_tokens)["input_ids"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from weakref import WeakKeyDictionary
 
 from transformers import PreTrainedTokenizerBase
 
@@ -39,50 +40,58 @@ class PieceEncoder:
         self._first: dict[str, list[int]] = {}
         self._middle: dict[str, list[int]] = {}
         self._tail: dict[tuple[str, str], tuple[list[int], int]] = {}
+        self.trusted: bool | None = None
+        """``encode_checked``: None until its first call compares the assembly with the tokenizer."""
 
-    def _after_marker(self, text: str, offsets: bool = False) -> dict:
-        enc = self.tokenizer(self._marker + text, add_special_tokens=False, return_offsets_mapping=offsets)
-        if not enc["input_ids"] or enc["input_ids"][0] != self._marker_id:
-            raise ValueError(f"the tokenizer does not keep {self._marker} as one token before {text[:40]!r}")
-        return enc
+    def _after_marker(self, texts: list[str], offsets: bool = False) -> list[tuple[list[int], list]]:
+        """Ids (and offsets) of each text as it reads right after a placeholder, in one batch call."""
+        enc = self.tokenizer(
+            [self._marker + t for t in texts], add_special_tokens=False, return_offsets_mapping=offsets
+        )
+        spans = enc["offset_mapping"] if offsets else [[]] * len(texts)
+        out = []
+        for text, ids, span in zip(texts, enc["input_ids"], spans, strict=True):
+            if not ids or ids[0] != self._marker_id:
+                raise ValueError(f"the tokenizer splits {self._marker} before {text[:40]!r}")
+            out.append((list(ids[1:]), list(span[1:])))
+        return out
 
-    def _middle_ids(self, segment: str) -> list[int]:
-        if segment not in self._middle:
-            self._middle[segment] = list(self._after_marker(segment)["input_ids"][1:]) if segment else []
-        return self._middle[segment]
-
-    def _first_ids(self, segment: str) -> list[int]:
-        if segment not in self._first:
-            self._first[segment] = list(self.tokenizer(segment, add_special_tokens=True)["input_ids"])
-        return self._first[segment]
-
-    def _tail_ids(self, segment: str, answer: str) -> tuple[list[int], int]:
-        """Ids of ``segment + " " + answer + "\\n"`` after a placeholder, and where the answer starts."""
-        key = (segment, answer)
-        if key not in self._tail:
-            enc = self._after_marker(segment + ANSWER_PREFIX + answer + TERMINATOR, offsets=True)
-            ids, spans = enc["input_ids"][1:], enc["offset_mapping"][1:]
-            boundary = len(self._marker) + len(segment)
-            starts = [i for i, (lo, hi) in enumerate(spans) if hi > boundary and hi > lo]
-            if not starts:
-                raise ValueError(f"answer {answer!r} produced no tokens")
-            self._tail[key] = (list(ids), starts[0])
-        return self._tail[key]
+    def _fill(self, splits: list[list[str]], answers: Sequence[str]) -> None:
+        """Tokenize the segments not seen before, one batch call per kind."""
+        firsts = sorted({p[0] for p in splits} - self._first.keys())
+        if firsts:
+            ids = self.tokenizer(firsts, add_special_tokens=True)["input_ids"]
+            self._first.update({t: list(i) for t, i in zip(firsts, ids, strict=True)})
+        middles = sorted({p[k] for p in splits for k in range(2, len(p) - 1, 2)} - self._middle.keys())
+        if middles:
+            self._middle.update(
+                {t: i for t, (i, _) in zip(middles, self._after_marker(middles), strict=True)}
+            )
+        tails = sorted({(p[-1], a) for p, a in zip(splits, answers, strict=True)} - self._tail.keys())
+        if tails:
+            texts = [segment + ANSWER_PREFIX + answer + TERMINATOR for segment, answer in tails]
+            for (segment, answer), (ids, spans) in zip(tails, self._after_marker(texts, True), strict=True):
+                boundary = len(self._marker) + len(segment)
+                starts = [i for i, (lo, hi) in enumerate(spans) if hi > boundary and hi > lo]
+                if not starts:
+                    raise ValueError(f"answer {answer!r} produced no tokens")
+                self._tail[(segment, answer)] = (ids, starts[0])
 
     def encode(self, prompts: Sequence[str], answers: Sequence[str]) -> list[Encoded]:
         """Prompt + answer ids and prompt lengths, exactly as ``templates.encode`` gives them."""
+        splits = [self._split.split(p) for p in prompts]  # text, token, text, ..., text
+        if any(len(parts) < 3 for parts in splits):
+            raise ValueError("a prompt without placeholders cannot be assembled")
+        self._fill(splits, answers)
         eos = self.tokenizer.eos_token_id
         out = []
-        for prompt, answer in zip(prompts, answers, strict=True):
-            parts = self._split.split(prompt)  # text, token, text, ..., text
-            if len(parts) < 3:
-                raise ValueError("a prompt without placeholders cannot be assembled")
-            ids = list(self._first_ids(parts[0]))
+        for parts, answer in zip(splits, answers, strict=True):
+            ids = list(self._first[parts[0]])
             for k in range(1, len(parts) - 1, 2):
                 ids.append(self.placeholder_ids[parts[k]])
                 if k + 1 < len(parts) - 1:
-                    ids.extend(self._middle_ids(parts[k + 1]))
-            tail, answer_start = self._tail_ids(parts[-1], answer)
+                    ids.extend(self._middle[parts[k + 1]])
+            tail, answer_start = self._tail[(parts[-1], answer)]
             prompt_length = len(ids) + answer_start
             ids.extend(tail)
             if eos is not None and ids[-1] != eos:
@@ -90,9 +99,31 @@ class PieceEncoder:
             out.append(Encoded(ids, prompt_length))
         return out
 
-    def agrees_with_tokenizer(self, prompts: Sequence[str], answers: Sequence[str]) -> bool:
+    def encode_checked(self, prompts: Sequence[str], answers: Sequence[str]) -> list[Encoded]:
+        """``templates.encode``'s result: assembled once the first call showed that both agree."""
+        if self.trusted is None:
+            exact = encode(self.tokenizer, prompts, answers)
+            self.trusted = self.agrees_with_tokenizer(prompts, answers, exact)
+            return exact
+        if self.trusted:
+            return self.encode(prompts, answers)
+        return encode(self.tokenizer, prompts, answers)
+
+    def agrees_with_tokenizer(
+        self, prompts: Sequence[str], answers: Sequence[str], exact: list[Encoded] | None = None
+    ) -> bool:
         """Whether the assembly gives exactly ``templates.encode``'s ids and prompt lengths here."""
         try:
-            return self.encode(prompts, answers) == encode(self.tokenizer, prompts, answers)
+            return self.encode(prompts, answers) == (exact or encode(self.tokenizer, prompts, answers))
         except ValueError:
             return False
+
+
+_SHARED: WeakKeyDictionary[PreTrainedTokenizerBase, PieceEncoder] = WeakKeyDictionary()
+
+
+def shared_encoder(tokenizer: PreTrainedTokenizerBase) -> PieceEncoder:
+    """One ``PieceEncoder`` per tokenizer object, so its pieces are tokenized once per process."""
+    if tokenizer not in _SHARED:
+        _SHARED[tokenizer] = PieceEncoder(tokenizer)
+    return _SHARED[tokenizer]

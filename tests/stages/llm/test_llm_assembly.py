@@ -85,3 +85,17 @@ def test_disagreement_is_detected() -> None:
     bad = [p for p in prompts if ", Alien [" in p]
     assert bad, "the sample must use the corrupted piece"
     assert not encoder.agrees_with_tokenizer(bad, answers[: len(bad)])
+
+
+def test_encode_checked_trusts_the_assembly_only_after_it_agreed() -> None:
+    tokenizer = _with_placeholders(build_sentencepiece_tokenizer())
+    prompts, answers = _rows(8)
+    exact = encode(tokenizer, prompts, answers)
+    good = PieceEncoder(tokenizer)
+    assert good.encode_checked(prompts, answers) == exact and good.trusted is True
+    assert good.encode_checked(prompts, answers) == exact  # now assembled
+    bad = PieceEncoder(tokenizer)
+    bad.encode(prompts, answers)
+    bad._middle = {k: [0] for k in bad._middle}  # pieces that no longer match the tokenizer
+    assert bad.encode_checked(prompts, answers) == exact and bad.trusted is False
+    assert bad.encode_checked(prompts, answers) == exact  # the tokenizer from now on
