@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from stages.errors import DataError
+from stages.item_embeddings import load_item_embeddings
 from stages.seqrec import export, import_sr
 from stages.seqrec.checkpoint import read_checkpoint
-from stages.seqrec.export import ExportConfig, load_item_embeddings
+from stages.seqrec.export import ExportConfig
 from stages.seqrec.released import ReleasedSASRec
 from tests.stages.seqrec.conftest import N_ITEMS
 

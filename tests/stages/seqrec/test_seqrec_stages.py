@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages.errors import DataError
+from stages.item_embeddings import FILE, load_item_embeddings, tensor_sha256
 from stages.seqrec import export, pretrain, text_embeddings
-from stages.seqrec.export import ExportConfig, load_item_embeddings, tensor_sha256
+from stages.seqrec.export import ExportConfig
 
 FAST = {"epochs": 2, "batch_size": 32, "progress": False, "threads": 1}
 PRETRAIN_FILES = {"model.safetensors", "config.json", "metrics.json", "scores_val.parquet",
@@ -57,8 +58,8 @@ def test_export_hash_stable_and_round_trips(prepared: Path, tmp_path: Path) -> N
     model, _ = pretrain.load_model(model_dir)
     assert torch.equal(table, model.items.weight.weight[:30].detach())  # no padding row
     assert tensor_sha256(table) == outs[0]["sha256"]
-    save_file({"item_embeddings": table + 1}, str(tmp_path / "e1" / export.FILE))
-    with pytest.raises(ValueError):
+    save_file({"item_embeddings": table + 1}, str(tmp_path / "e1" / FILE))
+    with pytest.raises(DataError, match="sha256"):
         load_item_embeddings(tmp_path / "e1")
 
 
