@@ -19,7 +19,7 @@ class EvalMode(StrEnum):
 
 def evaluate_command(
     prompts: Annotated[
-        str, typer.Option(help="Prompts artifact (path or id), from `llara stage materialize-prompts`.")
+        str, typer.Option(help="Prompts artifact (path or id), from `llara stage prompts`.")
     ],
     model: Annotated[
         str | None,

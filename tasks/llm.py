@@ -1,4 +1,4 @@
-"""Stage 2 tasks: prompt materialization and LLM fine-tuning."""
+"""The LLM stages as plain functions and Prefect tasks: ``prompts`` and ``finetune``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def finetune(
     return artifact
 
 
-@task(name="materialize-prompts", cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
+@task(name=prompts.NAME, cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
 def prompts_task(
     data_id: str, config: prompts.PromptsConfig, store_root: str | Path | None = None, refresh: bool = False
 ) -> str:
@@ -40,7 +40,7 @@ def prompts_task(
     return materialize_prompts(store.get(data_id), config, store, refresh).id
 
 
-@task(name="finetune", cache_policy=NO_CACHE, task_run_name="finetune {config.schedule} seed={config.seed}")
+@task(name=trainer.NAME, cache_policy=NO_CACHE, task_run_name="finetune {config.schedule} seed={config.seed}")
 def finetune_task(
     prompts_id: str,
     embeddings_id: str,

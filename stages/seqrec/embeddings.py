@@ -1,8 +1,10 @@
-"""Stage ``export-embeddings``: the frozen (n_items, 64) input item-embedding table for stage 2.
+"""Stage ``embeddings``: a recommender's frozen (n_items, 64) input item-embedding table, for the LLM.
 
 Row i is item_id i, no padding row. For MoRec the rows are the trained linear map applied to the
-frozen title vectors, i.e. exactly what the model fed its encoder. Stage 2 depends on this artifact
-alone; ``embedding.json`` carries the tensor's sha256 so a consumer can check what it loaded.
+frozen title vectors, i.e. exactly what the model fed its encoder. The input is a ``pretrain`` or an
+``import-sr`` artifact; ``finetune`` and ``evaluate`` read this one alone, through
+``stages.item_embeddings`` (the format, and the loader that checks the table against its sha256).
+(Artifacts made before the stage had this name say ``export-embeddings``.)
 """
 
 from __future__ import annotations
@@ -16,19 +18,19 @@ import torch
 from stages.item_embeddings import save_item_embeddings
 from stages.seqrec.pretrain import load_model
 
-NAME = "export-embeddings"
+NAME = "embeddings"
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    """Configuration of ``export-embeddings``."""
+class EmbeddingsConfig:
+    """Configuration of the ``embeddings`` stage."""
 
     include_metrics: bool = True
     """Copy the recommender's own val/test HR@1 from the pretrain artifact into ``embedding.json``."""
 
 
-def run(config: ExportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
-    """inputs: {"model": pretrain artifact}; writes item_embeddings.safetensors + embedding.json."""
+def run(config: EmbeddingsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+    """inputs: {"model": a pretrain or import-sr artifact}; writes the table and embedding.json."""
     model, meta = load_model(Path(inputs["model"]))
     with torch.no_grad():
         table = model.items.table().detach().float().contiguous().clone()  # (n_items, dim)
