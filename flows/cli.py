@@ -149,8 +149,13 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is."""
+    from flows.common import check_refresh
     from flows.reproduce import reproduce_flow
 
+    try:
+        check_refresh(refresh)  # here, to name the new stage name of an old one
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--refresh") from e
     checkpoints = {}
     for text in sr_checkpoint or []:
         name, sep, file = text.partition("=")
