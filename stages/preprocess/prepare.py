@@ -24,7 +24,7 @@ from stages.preprocess.output import (
 )
 from stages.preprocess.protocol import Rows, draw_candidates
 from stages.preprocess.release import release_files
-from stages.preprocess.sources import bundled_files, hetrec_files, ml100k_files, read_raw, recbole_files
+from stages.preprocess.sources import raw_files, read_raw
 from stages.preprocess.titles import make_titles
 
 NAME = "prepare"
@@ -32,18 +32,7 @@ NAME = "prepare"
 
 def source_files(src: Source) -> list[Path]:
     """The raw files a source reads (for the fingerprint); does not check that they exist."""
-    if src.kind == "bundled":
-        return bundled_files()
-    assert src.path is not None
-    if src.kind == "ml100k":
-        return ml100k_files(src.path)
-    if src.kind == "recbole":
-        return recbole_files(src.path, src.name)
-    if src.kind == "hetrec-lastfm":
-        return hetrec_files(src.path)
-    if src.kind == "steam":
-        return [src.path]
-    return release_files(src.path)
+    return release_files(src.path) if src.kind == "llara-release" else raw_files(src)
 
 
 def source_fingerprint(config: PrepareConfig) -> dict:

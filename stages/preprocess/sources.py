@@ -10,6 +10,8 @@ time) that the build uses when it parses cleanly: no strings are materialised fo
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -311,16 +313,31 @@ def read_hetrec(d: Path) -> Raw:
     )
 
 
+@dataclass(frozen=True)
+class RawSource:
+    """How to find and read one kind of raw source."""
+
+    files: Callable[[Source], list[Path]]
+    """The raw files it reads (for the fingerprint); does not check that they exist."""
+    read: Callable[[Source], Raw]
+
+
+RAW_SOURCES = {
+    "bundled": RawSource(lambda src: bundled_files(), lambda src: read_bundled()),
+    "ml100k": RawSource(lambda src: ml100k_files(src.path), lambda src: read_ml100k(src.path)),
+    "recbole": RawSource(
+        lambda src: recbole_files(src.path, src.name), lambda src: read_recbole(src.path, src.name)
+    ),
+    "hetrec-lastfm": RawSource(lambda src: hetrec_files(src.path), lambda src: read_hetrec(src.path)),
+    "steam": RawSource(lambda src: [src.path], lambda src: read_steam(src.path)),
+}
+
+
+def raw_files(src: Source) -> list[Path]:
+    return RAW_SOURCES[src.kind].files(src)
+
+
 def read_raw(src: Source) -> Raw:
-    if src.kind == "bundled":
-        return read_bundled()
-    assert src.path is not None
-    if src.kind == "ml100k":
-        return read_ml100k(src.path)
-    if src.kind == "recbole":
-        return read_recbole(src.path, src.name)
-    if src.kind == "hetrec-lastfm":
-        return read_hetrec(src.path)
-    if src.kind == "steam":
-        return read_steam(src.path)
-    raise ValueError(src.kind)
+    if src.kind not in RAW_SOURCES:
+        raise ValueError(src.kind)
+    return RAW_SOURCES[src.kind].read(src)
