@@ -40,9 +40,7 @@ def test_the_module_is_named_like_the_stage_and_its_name_is_the_artifacts(s) -> 
     assert s.name == module.NAME  # what run_stage writes into the artifact's manifest and id
     assert s.module.rsplit(".", 1)[-1] == s.name.replace("-", "_")
     assert Path(module.__file__).resolve() == (REPO / module_file(s)).resolve()
-    assert callable(module.run) and list(inspect.signature(module.run).parameters) == [
-        "config", "inputs", "out_dir"
-    ]
+    assert list(inspect.signature(module.run).parameters)[:3] == ["config", "inputs", "out_dir"]
 
 
 def test_llara_stage_offers_exactly_the_registry_names() -> None:
