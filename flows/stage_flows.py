@@ -21,8 +21,8 @@ from stages import evaluate as evaluate_stage
 from stages import preprocess as prepare_stage
 from stages import report as report_stage
 from stages.inputs import read_json
+from stages.llm import finetune as finetune_stage
 from stages.llm import prompts as prompts_stage
-from stages.llm import trainer as finetune_stage
 from stages.report.stage import llara_row
 from stages.seqrec import embeddings as embeddings_stage
 from stages.seqrec import import_sr as import_sr_stage

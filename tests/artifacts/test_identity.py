@@ -29,7 +29,7 @@ def tree(tmp_path: Path) -> Path:
 STAGES = {
     "prepare": "stages/preprocess/__init__.py",
     "prompts": "stages/llm/prompts.py",
-    "finetune": "stages/llm/trainer.py",
+    "finetune": "stages/llm/finetune.py",
     "pretrain": "stages/seqrec/pretrain.py",
     "evaluate": "stages/evaluate/stage.py",
     "report": "stages/report/stage.py",
