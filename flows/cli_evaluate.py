@@ -42,7 +42,7 @@ def evaluate_command(
     from artifacts import ArtifactStore
     from flows.profiles import pipeline_profile
     from stages.inputs import read_json
-    from stages.report.stage import llara_row
+    from stages.report.report import llara_row
     from tasks.evaluate import evaluate
 
     artifact_store = ArtifactStore(store)

@@ -18,7 +18,7 @@ from flows.profiles import pipeline_profile
 from stages.inputs import read_json
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
-from stages.report.stage import SR_ROW_NAMES, llara_row
+from stages.report.report import SR_ROW_NAMES, llara_row
 from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
 from stages.seqrec.import_sr import ImportConfig
 from stages.seqrec.text_embeddings import TextEmbeddingsConfig

@@ -23,7 +23,7 @@ from stages import report as report_stage
 from stages.inputs import read_json
 from stages.llm import finetune as finetune_stage
 from stages.llm import prompts as prompts_stage
-from stages.report.stage import llara_row
+from stages.report.report import llara_row
 from stages.seqrec import embeddings as embeddings_stage
 from stages.seqrec import import_sr as import_sr_stage
 from stages.seqrec import pretrain as pretrain_stage

@@ -32,7 +32,7 @@ STAGES = {
     "finetune": "stages/llm/finetune.py",
     "pretrain": "stages/seqrec/pretrain.py",
     "evaluate": "stages/evaluate/evaluate.py",
-    "report": "stages/report/stage.py",
+    "report": "stages/report/report.py",
 }
 
 
