@@ -120,7 +120,7 @@ def source_version(files: Iterable[Path], root: Path) -> str:
 
 def stage_code_version(module: ModuleType, package: str = "stages") -> str:
     """Code version of a stage: every file of its top package under ``package`` (``stages.llm`` for
-    ``stages.llm.trainer``) and every module under ``package`` those import, however indirectly.
+    ``stages.llm.finetune``) and every module under ``package`` those import, however indirectly.
 
     A shared module such as ``stages/candidates.py`` belongs to no stage's package, yet an edit to
     it changes what the stages that import it produce; following the imports gives them new ids.

@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from stages.evaluate.stage import model_dtype
+    from stages.evaluate.evaluate import model_dtype
     from stages.llm.backbone import load_backbone
 
     auto = "cuda" if torch.cuda.is_available() else "cpu"

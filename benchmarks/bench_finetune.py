@@ -36,15 +36,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stages.item_embeddings import save_item_embeddings  # noqa: E402
 from stages.llm import prompts  # noqa: E402
 from stages.llm.backbone import load_backbone  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
+from stages.llm.finetune import FinetuneConfig, FinetuneRecipe  # noqa: E402
 from stages.llm.model import LoraSettings  # noqa: E402
-from stages.llm.trainer import FinetuneConfig, FinetuneRecipe  # noqa: E402
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -72,7 +72,7 @@ def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int 
             for key, value in zip(EXAMPLE_COLUMNS, (split, user, history, seq[t], cands), strict=True):
                 rows[key].append(value)
     write_prepared(data, titles, rows, name="synthetic", seed=seed)
-    save_file({"item_embeddings": torch.randn(n_items, 64)}, str(emb / "item_embeddings.safetensors"))
+    save_item_embeddings(torch.randn(n_items, 64), emb, model="random")
     return data, emb
 
 

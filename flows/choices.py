@@ -11,7 +11,10 @@ from typing import Literal
 Profile = Literal["smoke", "quick", "paper"]
 Schedule = Literal["curriculum", "direct", "text", "two-stage", "llara-official"]
 Recommender = Literal["sasrec", "gru4rec", "caser", "morec", "sasrec-conv"]
-StageName = Literal["prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report"]
+StageName = Literal[  # stages.registry.NAMES
+    "prepare", "text-embeddings", "pretrain", "import-sr", "embeddings", "prompts", "finetune", "evaluate",
+    "report",
+]
 EvalMode = Literal["scoring", "generation"]
 SRLoss = Literal["ce", "bce1"]
 TitleMode = Literal["clean", "llara"]

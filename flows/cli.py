@@ -20,11 +20,13 @@ from artifacts import ArtifactError, ArtifactStore
 from flows.cli_evaluate import evaluate_command
 from flows.cli_pretrain import import_sr_command, pretrain_command
 from flows.cli_serve import serve_command
-from flows.cli_settings import RefreshOption, SetOption, checked_settings
+from flows.cli_settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
+from flows.cli_stage import STAGE_HELP, stage_command
 from flows.cli_store import StoreOption, store_app
 from flows.run_errors import drop_user_error_tracebacks
 from flows.serve import ServeError
 from stages.errors import DataError
+from stages.registry import NAMES
 
 app = typer.Typer(
     help="Reproducible LLaRA: prepare data, pretrain recommenders, fine-tune an LLM, evaluate, report.",
@@ -105,14 +107,6 @@ def prepare(
     typer.echo(artifact.path)
 
 
-ProfileOption = Annotated[
-    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~20 min), paper (GPU).")
-]
-BackboneOption = Annotated[
-    str | None, typer.Option(help="LLM: smollm2-135m, tiny-random or hf:DIR [default: the profile's].")
-]
-
-
 @app.command()
 def run(
     source: Annotated[
@@ -149,15 +143,19 @@ def run(
     refresh: Annotated[
         list[str] | None,
         typer.Option(
-            help="Recompute this stage even if cached (prepare, pretrain-sr, materialize-prompts, "
-            "finetune, evaluate, report)."
+            help=f"Recompute this stage even if cached ({', '.join(NAMES)})."
         ),
     ] = None,
     store: StoreOption = None,
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is."""
+    from flows.common import check_refresh
     from flows.reproduce import reproduce_flow
 
+    try:
+        check_refresh(refresh)  # here, to name the new stage name of an old one
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--refresh") from e
     checkpoints = {}
     for text in sr_checkpoint or []:
         name, sep, file = text.partition("=")
@@ -188,10 +186,10 @@ app.command("import-sr")(import_sr_command)
 @app.command()
 def finetune(
     prompts: Annotated[
-        str, typer.Option(help="Prompts artifact (path or id), from `llara stage materialize-prompts`.")
+        str, typer.Option(help="Prompts artifact (path or id), from `llara stage prompts`.")
     ],
     embeddings: Annotated[
-        str, typer.Option(help="Item-embedding artifact (path or id), from `llara pretrain`.")
+        str, typer.Option(help="Item-embedding artifact (path or id), from `llara stage embeddings`.")
     ],
     profile: ProfileOption = "quick",
     schedule: Annotated[
@@ -224,98 +222,6 @@ def finetune(
     typer.echo(trained.path)
 
 
-class StageName(StrEnum):
-    prepare = "prepare"
-    pretrain_sr = "pretrain-sr"
-    materialize_prompts = "materialize-prompts"
-    finetune = "finetune"
-    evaluate = "evaluate"
-    report = "report"
-
-
-@app.command()
-def stage(
-    name: Annotated[StageName, typer.Argument(help="Which stage to run alone.")],
-    source: Annotated[str, typer.Option(help="prepare: data source.")] = "bundled:movielens-100k",
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="prepare: allow unpickling.")] = False,
-    input_id: Annotated[
-        list[str] | None,
-        typer.Option("--input", help="Input artifact id(s) [default: the latest of the stage read from]."),
-    ] = None,
-    profile: ProfileOption = "quick",
-    backbone: BackboneOption = None,
-    schedule: Annotated[str, typer.Option(help="finetune: curriculum schedule.")] = "curriculum",
-    mode: Annotated[str, typer.Option(help="evaluate: scoring or generation.")] = "scoring",
-    zero_shot: Annotated[bool, typer.Option("--zero-shot", help="evaluate: the backbone untuned.")] = False,
-    endpoint: Annotated[
-        str | None, typer.Option(help="evaluate: OpenAI-compatible base URL for a zero-shot row (off).")
-    ] = None,
-    endpoint_model: Annotated[str, typer.Option(help="evaluate: model name sent to --endpoint.")] = "",
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    settings: SetOption = None,
-    refresh: RefreshOption = False,
-    store: StoreOption = None,
-) -> None:
-    """Run one stage as its own flow, reusing cached artifacts of the others; prints the artifact path.
-
-    ``--set FIELD=VALUE`` overrides the stage's config (pretrain-sr: PretrainConfig, materialize-prompts:
-    PromptsConfig, finetune: FinetuneConfig, evaluate: EvaluateConfig).
-    """
-    from flows import prepare as prepare_flows
-    from flows import stage_flows
-
-    if settings:
-        if name not in stage_flows.STAGE_CONFIGS:
-            raise typer.BadParameter(f"the {name.value} stage takes no --set", param_hint="--set")
-        settings = checked_settings(stage_flows.STAGE_CONFIGS[name.value](), settings)
-
-    root = str(store) if store else None
-    ids = list(input_id or [])
-    first = ids[0] if ids else None
-    if name is StageName.prepare:
-        artifact_id = prepare_flows.prepare_flow(
-            source=source, allow_pickle=allow_pickle, store=root, refresh=refresh
-        )
-    elif name is StageName.pretrain_sr:
-        out = stage_flows.pretrain_sr_flow(
-            data=first, seeds=[seed], profile=profile, settings=settings, refresh=refresh, store=root
-        )
-        artifact_id = list(out.values())[-1]["embeddings"]
-    elif name is StageName.materialize_prompts:
-        artifact_id = stage_flows.prompts_flow(
-            data=first, profile=profile, backbone=backbone, settings=settings, refresh=refresh, store=root
-        )
-    elif name is StageName.finetune:
-        artifact_id = stage_flows.finetune_flow(
-            prompts=first,
-            embeddings=ids[1] if len(ids) > 1 else None,
-            schedule=schedule,
-            seed=seed,
-            profile=profile,
-            backbone=backbone,
-            settings=settings,
-            refresh=refresh,
-            store=root,
-        )
-    elif name is StageName.evaluate:
-        artifact_id = stage_flows.evaluate_flow(
-            prompts=first,
-            model=ids[1] if len(ids) > 1 else None,
-            mode=mode,
-            zero_shot=zero_shot,
-            profile=profile,
-            backbone=backbone,
-            endpoint=endpoint,
-            endpoint_model=endpoint_model,
-            settings=settings,
-            refresh=refresh,
-            store=root,
-        )
-    else:
-        artifact_id = stage_flows.report_flow(results=ids or None, refresh=refresh, store=root)
-    typer.echo(ArtifactStore(store).get(artifact_id).path)
-
-
 @app.command()
 def report(
     result: Annotated[
@@ -332,6 +238,7 @@ def report(
 
 
 app.command("evaluate")(evaluate_command)
+app.command("stage", help=STAGE_HELP)(stage_command)
 app.command("serve")(serve_command)
 
 

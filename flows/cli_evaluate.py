@@ -19,7 +19,7 @@ class EvalMode(StrEnum):
 
 def evaluate_command(
     prompts: Annotated[
-        str, typer.Option(help="Prompts artifact (path or id), from `llara stage materialize-prompts`.")
+        str, typer.Option(help="Prompts artifact (path or id), from `llara stage prompts`.")
     ],
     model: Annotated[
         str | None,
@@ -42,7 +42,7 @@ def evaluate_command(
     from artifacts import ArtifactStore
     from flows.profiles import pipeline_profile
     from stages.inputs import read_json
-    from stages.report.stage import llara_row
+    from stages.report.report import llara_row
     from tasks.evaluate import evaluate
 
     artifact_store = ArtifactStore(store)

@@ -68,7 +68,8 @@ def pretrain_command(
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
-    """Train one recommender, evaluate it on the frozen candidates, and export its item embeddings.
+    """Train one recommender, evaluate it on the frozen candidates, and export its item embeddings
+    (the ``pretrain`` stage, then ``embeddings`` on it).
 
     Prints the settings used and the model artifact (metrics.json, scores) on stderr, and the
     embedding artifact last on stdout.
@@ -126,7 +127,8 @@ def import_sr_command(
     store: StoreOption = None,
     refresh: RefreshOption = False,
 ) -> None:
-    """Import the authors' SASRec checkpoint: score it on our frozen candidates, export its embeddings.
+    """Import the authors' SASRec checkpoint: score it on our frozen candidates, export its embeddings
+    (the ``import-sr`` stage, then ``embeddings`` on it).
 
     Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
     """

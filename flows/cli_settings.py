@@ -1,5 +1,5 @@
-"""Options several commands share: ``--refresh``, and ``--set FIELD=VALUE`` (a stage config override,
-checked before anything runs)."""
+"""Options several commands share: ``--refresh``, ``--profile``, ``--backbone`` and ``--set FIELD=VALUE``
+(a stage config override, checked before anything runs)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ SetOption = Annotated[
     ),
 ]
 
+ProfileOption = Annotated[
+    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~20 min), paper (GPU).")
+]
+BackboneOption = Annotated[
+    str | None, typer.Option(help="LLM: smollm2-135m, tiny-random or hf:DIR [default: the profile's].")
+]
+
 
 def checked_settings(config: object, settings: list[str] | None) -> list[str]:
     """``settings`` after checking them against ``config``; a bad one exits 2 with one line naming it."""
@@ -27,3 +34,4 @@ def checked_settings(config: object, settings: list[str] | None) -> list[str]:
     except SettingError as e:
         raise typer.BadParameter(str(e), param_hint="--set") from e
     return list(settings or [])
+

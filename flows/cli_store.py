@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactStore
+from stages.registry import NAMES, OLD_NAMES
 
 store_app = typer.Typer(help="Inspect and clean the artifact store.", no_args_is_help=True)
 
@@ -20,11 +21,17 @@ StoreOption = Annotated[
 @store_app.command("ls")
 def store_ls(
     store: StoreOption = None,
-    stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Only this stage (and what it wrote under an old name).")
+    ] = None,
 ) -> None:
-    """List artifacts: id, stage, created, size, wall time."""
+    """List artifacts: id, stage, created, size, wall time.
+
+    The stage is the name ``llara stage`` runs it by. An artifact written under an old stage name
+    is listed with that name and marked: it stays readable by id, but no cache lookup reuses it.
+    """
     artifact_store = ArtifactStore(store)
-    rows = [a for a in artifact_store if stage is None or a.stage == stage]
+    rows = [a for a in artifact_store if stage is None or stage in (a.stage, OLD_NAMES.get(a.stage))]
     if not rows:
         typer.echo(f"no artifacts in {artifact_store.root}")
         return
@@ -34,7 +41,17 @@ def store_ls(
         created = a.manifest["created"][:19].replace("T", " ")
         typer.echo(
             f"{a.id:<18}{a.stage:<20}{created:<22}{_human(size):>10}{a.manifest['wall_time_s']:>8.1f}s"
+            + _stage_note(a.stage)
         )
+
+
+def _stage_note(name: str) -> str:
+    """A mark after an artifact whose stage is not a current stage name."""
+    if name in NAMES:
+        return ""
+    if name in OLD_NAMES:
+        return f"  (old stage name, now {OLD_NAMES[name]}: not reused by the cache)"
+    return "  (unknown stage)"
 
 
 @store_app.command("verify")

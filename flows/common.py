@@ -10,15 +10,20 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from artifacts import Artifact, ArtifactError, ArtifactStore
 from flows.serve import PICKLE_OPT_IN_ENV
+from stages.registry import NAMES, OLD_NAMES
+from tasks.common import stage_logger
 
-# Stage names a flow's ``refresh`` parameter accepts.
-STAGES = ("prepare", "pretrain-sr", "materialize-prompts", "finetune", "evaluate", "report")
+# Stage names a flow's ``refresh`` parameter accepts: every stage of the registry.
+STAGES = NAMES
 
 
 def check_refresh(refresh: list[str] | None) -> set[str]:
     unknown = set(refresh or ()) - set(STAGES)
     if unknown:
-        raise ValueError(f"refresh: unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+        renamed = "".join(f"; {old!r} is now {OLD_NAMES[old]!r}" for old in sorted(unknown & set(OLD_NAMES)))
+        raise ValueError(
+            f"refresh: unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}{renamed}"
+        )
     return set(refresh or ())
 
 
@@ -44,9 +49,16 @@ def check_pickle_opt_in(allow_pickle: bool) -> None:
 
 
 def resolve(store: ArtifactStore, stage: str, artifact_id: str | None) -> Artifact:
-    """The artifact named by id, else the latest valid artifact of ``stage``."""
+    """The artifact named by id, else the latest valid artifact of ``stage`` (never one stored
+    under the stage's old name: those are used only when named by id, with a warning)."""
     if artifact_id:
-        return store.get(artifact_id)
+        artifact = store.get(artifact_id)
+        if OLD_NAMES.get(artifact.stage) == stage:
+            stage_logger().warning(
+                "artifact %s was written under the old stage name %r (now %r); using it because its id "
+                "was given", artifact.id, artifact.stage, stage,
+            )
+        return artifact
     latest = store.latest(stage)
     if latest is None:
         raise ArtifactError(f"{store.objects}: no {stage} artifact yet; run the {stage} stage first")

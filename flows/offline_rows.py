@@ -45,7 +45,7 @@ def finetune_row(
     profile: str = "paper",
 ) -> dict:
     """A plan row that fine-tunes with ``schedule`` and evaluates both modes, named as the flows name it."""
-    from stages.report.stage import llara_row  # polars lives there: plans are written where the stack is
+    from stages.report.report import llara_row  # polars lives there: plans are written where the stack is
 
     return {
         "name": name,
@@ -63,8 +63,8 @@ def run_row(job: dict, out: Path, keep_weights: bool) -> dict:
     """Fine-tune (unless zero-shot) and evaluate one row in this process; return its summary."""
     from stages.evaluate import EvaluateConfig
     from stages.evaluate import run as evaluate
+    from stages.llm.finetune import run as finetune
     from stages.llm.profiles import profile
-    from stages.llm.trainer import run as finetune
 
     seed = int(job.get("seed", 0))
     inputs: dict[str, Path | None] = {"prompts": Path(job["prompts"]), "embeddings": Path(job["embeddings"])}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from stages.evaluate import EvaluateConfig
+from stages.llm.finetune import FinetuneConfig
 from stages.llm.profiles import profile as finetune_profile
 from stages.llm.prompts import PromptsConfig
-from stages.llm.trainer import FinetuneConfig
 from stages.seqrec.chosen import CHOSEN
 from stages.seqrec.pretrain import PretrainConfig
 

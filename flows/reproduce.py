@@ -1,4 +1,5 @@
-"""Flow ``reproduce``: the whole DAG, prepare -> pretrain-sr -> prompts -> finetune -> evaluate -> report.
+"""Flow ``reproduce``: the whole DAG,
+prepare -> (text-embeddings) -> pretrain -> embeddings -> prompts -> finetune -> evaluate -> report.
 
 Every step goes through the artifact store, so a rerun on unchanged inputs is a chain of cache
 hits, and ``refresh=["finetune"]`` recomputes just that stage (and whatever then changes below it).
@@ -17,13 +18,14 @@ from flows.profiles import pipeline_profile
 from stages.inputs import read_json
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
-from stages.report.stage import SR_ROW_NAMES, llara_row
+from stages.report.report import SR_ROW_NAMES, llara_row
 from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
 from stages.seqrec.import_sr import ImportConfig
+from stages.seqrec.text_embeddings import TextEmbeddingsConfig
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.prepare import prepare_task
-from tasks.pretrain import import_sr_task, pretrain_task
+from tasks.pretrain import embeddings_task, import_sr_task, pretrain_task, text_embeddings_task
 
 
 @flow(name="reproduce")
@@ -92,22 +94,28 @@ def reproduce_flow(
 
     results: dict[str, str] = {}
     embeddings: dict[tuple[str, int], str] = {}
-    for model in dict.fromkeys(sr_baselines + llara_sr_models):
+    sr_models = list(dict.fromkeys(sr_baselines + llara_sr_models))
+    text_id = None
+    if "morec" in sr_models:
+        text_config = TextEmbeddingsConfig()
+        text_id = text_embeddings_task(data_id, text_config, store, refresh="text-embeddings" in forced)
+    for model in sr_models:
         for seed in seeds:
             config = plan.pretrain_for(model, seed)
-            ids = pretrain_task(data_id, config, store, refresh="pretrain-sr" in forced)
-            embeddings[(model, seed)] = ids["embeddings"]
+            model_id = pretrain_task(data_id, config, store, refresh="pretrain" in forced, text_id=text_id)
+            embeddings[(model, seed)] = embeddings_task(model_id, store, refresh="embeddings" in forced)
             if model in sr_baselines:
-                results[f"{SR_ROW_NAMES[model]} seed={seed}"] = ids["model"]
+                results[f"{SR_ROW_NAMES[model]} seed={seed}"] = model_id
 
     if "sasrec" in checkpoints:
         config = ImportConfig(file=checkpoints["sasrec"], allow_pickle=allow_pickle)
-        ids = import_sr_task(data_id, config, store, refresh="pretrain-sr" in forced)
-        results[SR_ROW_NAMES[IMPORTED_MODEL]] = ids["model"]
-        embeddings.update({(IMPORTED_MODEL, seed): ids["embeddings"] for seed in seeds})
+        imported_id = import_sr_task(data_id, config, store, refresh="import-sr" in forced)
+        results[SR_ROW_NAMES[IMPORTED_MODEL]] = imported_id
+        imported_emb = embeddings_task(imported_id, store, refresh="embeddings" in forced)
+        embeddings.update({(IMPORTED_MODEL, seed): imported_emb for seed in seeds})
         llara_sr_models.append(IMPORTED_MODEL)
 
-    prompts_id = prompts_task(data_id, plan.prompts, store, refresh="materialize-prompts" in forced)
+    prompts_id = prompts_task(data_id, plan.prompts, store, refresh="prompts" in forced)
     evaluate_refresh = "evaluate" in forced
     if zero_shot:
         for mode in plan.eval_modes:

@@ -1,7 +1,10 @@
-"""One flow per stage after ``prepare`` (which lives in ``flows.prepare``).
+"""One flow per stage after ``prepare`` (which lives in ``flows.prepare``), each named like its
+stage (``stages.registry``) and deployed as ``llara-NAME``.
 
 Each finds its inputs by artifact id when given one, else takes the latest valid artifact of the
-stage it reads from, so "rerun just the fine-tuning" is one click in the UI.
+stage it reads from, so "rerun just the fine-tuning" is one click in the UI. A flow makes its own
+stage's artifact (and an input that is missing, like MoRec's text embeddings), never a later one:
+``pretrain`` then ``embeddings`` are two runs.
 """
 
 from __future__ import annotations
@@ -12,35 +15,63 @@ from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
 from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
-from flows.common import publish_report_to_ui, resolve
+from flows.common import check_pickle_opt_in, publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
-from stages.evaluate import EvaluateConfig
+from stages import evaluate as evaluate_stage
+from stages import preprocess as prepare_stage
+from stages import report as report_stage
 from stages.inputs import read_json
-from stages.llm.prompts import PromptsConfig
-from stages.llm.trainer import FinetuneConfig
-from stages.report import ReportConfig
-from stages.report.stage import llara_row
-from stages.seqrec.pretrain import PretrainConfig
+from stages.llm import finetune as finetune_stage
+from stages.llm import prompts as prompts_stage
+from stages.report.report import llara_row
+from stages.seqrec import embeddings as embeddings_stage
+from stages.seqrec import import_sr as import_sr_stage
+from stages.seqrec import pretrain as pretrain_stage
+from stages.seqrec import text_embeddings as text_embeddings_stage
 from stages.settings import apply_settings
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
-from tasks.pretrain import pretrain_task
+from tasks.pretrain import embeddings_task, import_sr_task, pretrain_task, text_embeddings_task
 
 # The config class that each stage's ``settings`` (``FIELD=VALUE`` overrides) apply to.
 STAGE_CONFIGS = {
-    "pretrain-sr": PretrainConfig,
-    "materialize-prompts": PromptsConfig,
-    "finetune": FinetuneConfig,
-    "evaluate": EvaluateConfig,
+    text_embeddings_stage.NAME: text_embeddings_stage.TextEmbeddingsConfig,
+    pretrain_stage.NAME: pretrain_stage.PretrainConfig,
+    prompts_stage.NAME: prompts_stage.PromptsConfig,
+    finetune_stage.NAME: finetune_stage.FinetuneConfig,
+    evaluate_stage.NAME: evaluate_stage.EvaluateConfig,
 }
+
+# The stages whose artifacts the report shows: recommender rows, LLaRA rows, training curves.
+REPORTED = (pretrain_stage.NAME, import_sr_stage.NAME, evaluate_stage.NAME, finetune_stage.NAME)
 
 
 def _domain(store: ArtifactStore, data_id: str) -> str:
     return read_json(store.get(data_id).path / "dataset.json", ("domain",))["domain"]
 
 
-@flow(name="pretrain-sr")
-def pretrain_sr_flow(
+@flow(name=text_embeddings_stage.NAME)
+def text_embeddings_flow(
+    data: str | None = None,
+    settings: list[str] | None = None,
+    refresh: bool = False,
+    store: str | None = None,
+) -> str:
+    """MiniLM vectors of a prepared dataset's item titles (MoRec's input); returns the artifact id.
+
+    Args:
+        data: Prepared-dataset artifact id. Empty: the latest.
+        settings: FIELD=VALUE overrides of TextEmbeddingsConfig (e.g. batch_size=64).
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
+    data_id = resolve(ArtifactStore(store), prepare_stage.NAME, data).id
+    config = apply_settings(text_embeddings_stage.TextEmbeddingsConfig(), settings or [])
+    return text_embeddings_task(data_id, config, store, refresh=refresh)
+
+
+@flow(name=pretrain_stage.NAME)
+def pretrain_flow(
     data: str | None = None,
     models: list[Recommender] | None = None,
     seeds: list[int] | None = None,
@@ -50,7 +81,10 @@ def pretrain_sr_flow(
     refresh: bool = False,
     store: str | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Train recommenders on a prepared dataset; returns {"model/seed": {model, embeddings}}.
+    """Train recommenders on a prepared dataset; returns {"model/seed": pretrain artifact id}.
+
+    MoRec's text embeddings are computed first (a cache hit when they exist); the item-embedding
+    tables are the ``embeddings`` flow's.
 
     Args:
         data: Prepared-dataset artifact id. Empty: the latest.
@@ -63,17 +97,60 @@ def pretrain_sr_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    data_id = resolve(artifact_store, "prepare", data).id
+    data_id = resolve(artifact_store, prepare_stage.NAME, data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id))
     out = {}
-    for model in models or ["sasrec", "gru4rec", "caser", "morec"]:
+    chosen = models or ["sasrec", "gru4rec", "caser", "morec"]
+    text_id = None
+    if "morec" in chosen:
+        text_id = text_embeddings_task(data_id, text_embeddings_stage.TextEmbeddingsConfig(), store)
+    for model in chosen:
         for seed in seeds or [0]:
             config = apply_settings(plan.pretrain_for(model, seed, loss=loss), settings or [])
-            out[f"{model}/{seed}"] = pretrain_task(data_id, config, store, refresh=refresh)
+            out[f"{model}/{seed}"] = pretrain_task(data_id, config, store, refresh=refresh, text_id=text_id)
     return out
 
 
-@flow(name="materialize-prompts")
+@flow(name=import_sr_stage.NAME)
+def import_sr_flow(
+    checkpoint: str,
+    data: str | None = None,
+    allow_pickle: bool = False,
+    seed: int = 0,
+    refresh: bool = False,
+    store: str | None = None,
+) -> str:
+    """Score a released LLaRA SASRec checkpoint on a prepared dataset; returns the artifact id.
+
+    Args:
+        checkpoint: The checkpoint file (rec_model/*.pt of the LLaRA release) on the worker.
+        data: Prepared-dataset artifact id with the checkpoint's items. Empty: the latest.
+        allow_pickle: Read the pickled checkpoint (with a restricted unpickler). A deployment run
+            honours this only when the server was started with `llara serve --allow-pickle`.
+        seed: Seed of the bootstrap CIs.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
+    check_pickle_opt_in(allow_pickle)
+    data_id = resolve(ArtifactStore(store), prepare_stage.NAME, data).id
+    config = import_sr_stage.ImportConfig(file=checkpoint, allow_pickle=allow_pickle, seed=seed)
+    return import_sr_task(data_id, config, store, refresh=refresh)
+
+
+@flow(name=embeddings_stage.NAME)
+def embeddings_flow(model: str | None = None, refresh: bool = False, store: str | None = None) -> str:
+    """The frozen item-embedding table of a recommender, for finetune; returns the artifact id.
+
+    Args:
+        model: Pretrain or import-sr artifact id. Empty: the latest pretrain artifact.
+        refresh: Recompute even when a valid cached artifact exists.
+        store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+    """
+    model_id = resolve(ArtifactStore(store), pretrain_stage.NAME, model).id
+    return embeddings_task(model_id, store, refresh=refresh)
+
+
+@flow(name=prompts_stage.NAME)
 def prompts_flow(
     data: str | None = None,
     profile: Profile = "quick",
@@ -93,12 +170,12 @@ def prompts_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    data_id = resolve(artifact_store, "prepare", data).id
+    data_id = resolve(artifact_store, prepare_stage.NAME, data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id), backbone)
     return prompts_task(data_id, apply_settings(plan.prompts, settings or []), store, refresh=refresh)
 
 
-@flow(name="finetune")
+@flow(name=finetune_stage.NAME)
 def finetune_flow(
     prompts: str | None = None,
     embeddings: str | None = None,
@@ -124,15 +201,15 @@ def finetune_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    prompt_set = resolve(artifact_store, "prompts", prompts)
-    emb = resolve(artifact_store, "export-embeddings", embeddings)
+    prompt_set = resolve(artifact_store, prompts_stage.NAME, prompts)
+    emb = resolve(artifact_store, embeddings_stage.NAME, embeddings)
     domain = _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"])
     plan = pipeline_profile(profile, domain, backbone)
     config = apply_settings(replace(plan.finetune, schedule=schedule, seed=seed), settings or [])
     return finetune_task(prompt_set.id, emb.id, config, store, refresh=refresh)
 
 
-@flow(name="evaluate")
+@flow(name=evaluate_stage.NAME)
 def evaluate_flow(
     prompts: str | None = None,
     model: str | None = None,
@@ -165,9 +242,9 @@ def evaluate_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    trained = None if zero_shot or endpoint else resolve(artifact_store, "finetune", model)
+    trained = None if zero_shot or endpoint else resolve(artifact_store, finetune_stage.NAME, model)
     own_prompts = trained.manifest["inputs"]["prompts"] if trained is not None else None
-    prompt_set = resolve(artifact_store, "prompts", prompts or own_prompts)
+    prompt_set = resolve(artifact_store, prompts_stage.NAME, prompts or own_prompts)
     plan = pipeline_profile(
         profile, _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"]), backbone
     )
@@ -191,12 +268,12 @@ def evaluate_flow(
     )
 
 
-@flow(name="report")
+@flow(name=report_stage.NAME)
 def report_flow(results: list[str] | None = None, refresh: bool = False, store: str | None = None) -> str:
     """Write the report (table, markdown, plots) and show it in the run's Artifacts tab.
 
     Args:
-        results: Evaluate, pretrain or finetune artifact ids. Empty: every one in the store.
+        results: Evaluate, pretrain, import-sr or finetune artifact ids. Empty: every one in the store.
         refresh: Recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
@@ -205,8 +282,9 @@ def report_flow(results: list[str] | None = None, refresh: bool = False, store: 
     if results:
         chosen = {artifact_store.get(i).id: artifact_store.get(i) for i in results}
     else:
-        chosen = {a.id: a for a in artifact_store if a.stage in ("evaluate", "pretrain", "finetune")}
-    report_id = report_task({f"{a.stage}-{i}": i for i, a in chosen.items()}, ReportConfig(), store, refresh)
+        chosen = {a.id: a for a in artifact_store if a.stage in REPORTED}
+    roles = {f"{a.stage}-{i}": i for i, a in chosen.items()}
+    report_id = report_task(roles, report_stage.ReportConfig(), store, refresh)
     report = artifact_store.get(report_id)
     publish_report_to_ui(report)
     log.info("report: %s", report.path / "report.md")

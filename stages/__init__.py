@@ -8,6 +8,9 @@ Every stage exposes the same three things:
   a role name to a directory), writes its files into ``out_dir`` and returns a small JSON-able
   summary that goes into the artifact's manifest.
 
+Each stage is a module named like it, ``stages/<package>/<name>.py``; ``stages/registry.py`` lists
+them in pipeline order under the one name the CLI, flows, tasks and artifacts use.
+
 Storage, caching and atomic publication are the business of ``artifacts/``; orchestration is
 ``tasks/`` and ``flows/``.
 """

@@ -42,7 +42,7 @@ def report(
     return artifact
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate {config.row} {config.mode}")
+@task(name=evaluate_stage.NAME, cache_policy=NO_CACHE, task_run_name="evaluate {config.row} {config.mode}")
 def evaluate_task(
     prompts_id: str,
     config: evaluate_stage.EvaluateConfig,
@@ -57,7 +57,7 @@ def evaluate_task(
     return evaluate(store.get(prompts_id), config, store, model, embeddings, refresh).id
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name=report_stage.NAME, cache_policy=NO_CACHE)
 def report_task(
     result_ids: dict[str, str],
     config: report_stage.ReportConfig,

@@ -1,4 +1,4 @@
-"""Stage 2 tasks: prompt materialization and LLM fine-tuning."""
+"""The LLM stages as plain functions and Prefect tasks: ``prompts`` and ``finetune``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
-from stages.llm import prompts, trainer
+from stages.llm import finetune as finetune_stage
+from stages.llm import prompts
 from tasks.common import open_store, run_stage
 
 
@@ -22,17 +23,17 @@ def materialize_prompts(
 def finetune(
     prompt_set: Artifact,
     embeddings: Artifact,
-    config: trainer.FinetuneConfig,
+    config: finetune_stage.FinetuneConfig,
     store: ArtifactStore,
     refresh: bool = False,
 ) -> Artifact:
     """Fine-tune (resuming a killed run of the same id from its last checkpoint)."""
     inputs = {"prompts": prompt_set, "embeddings": embeddings}
-    artifact, _ = run_stage(trainer, config, inputs, store, refresh=refresh, resumable=True)
+    artifact, _ = run_stage(finetune_stage, config, inputs, store, refresh=refresh, resumable=True)
     return artifact
 
 
-@task(name="materialize-prompts", cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
+@task(name=prompts.NAME, cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
 def prompts_task(
     data_id: str, config: prompts.PromptsConfig, store_root: str | Path | None = None, refresh: bool = False
 ) -> str:
@@ -40,11 +41,15 @@ def prompts_task(
     return materialize_prompts(store.get(data_id), config, store, refresh).id
 
 
-@task(name="finetune", cache_policy=NO_CACHE, task_run_name="finetune {config.schedule} seed={config.seed}")
+@task(
+    name=finetune_stage.NAME,
+    cache_policy=NO_CACHE,
+    task_run_name="finetune {config.schedule} seed={config.seed}",
+)
 def finetune_task(
     prompts_id: str,
     embeddings_id: str,
-    config: trainer.FinetuneConfig,
+    config: finetune_stage.FinetuneConfig,
     store_root: str | Path | None = None,
     refresh: bool = False,
 ) -> str:

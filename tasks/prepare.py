@@ -21,7 +21,7 @@ def prepare(
     return run_stage(preprocess, config, {}, store, refresh=refresh, key_extra=fingerprint)
 
 
-@task(name="prepare", cache_policy=NO_CACHE, task_run_name="prepare {config.source}")
+@task(name=preprocess.NAME, cache_policy=NO_CACHE, task_run_name="prepare {config.source}")
 def prepare_task(
     config: preprocess.PrepareConfig, store_root: str | Path | None = None, refresh: bool = False
 ) -> str:

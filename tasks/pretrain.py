@@ -1,4 +1,5 @@
-"""Stage 1 tasks: text embeddings (MoRec), recommender pretraining or import, and embedding export."""
+"""The recommender stages as plain functions and Prefect tasks: ``text-embeddings`` (MoRec's title
+vectors), ``pretrain``, ``import-sr`` (a released checkpoint) and ``embeddings`` (the item table)."""
 
 from __future__ import annotations
 
@@ -9,63 +10,109 @@ from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
 from stages.files import sha256_file
-from stages.seqrec import export, import_sr, pretrain, text_embeddings
+from stages.seqrec import embeddings, import_sr, pretrain, text_embeddings
 from tasks.common import open_store, run_stage
 
 
-def train_recommender(
+def make_text_embeddings(
+    data: Artifact,
+    config: text_embeddings.TextEmbeddingsConfig,
+    store: ArtifactStore,
+    refresh: bool = False,
+) -> Artifact:
+    artifact, _ = run_stage(text_embeddings, config, {"data": data}, store, refresh=refresh)
+    return artifact
+
+
+def train(
     data: Artifact,
     config: pretrain.PretrainConfig,
     store: ArtifactStore,
     refresh: bool = False,
-    text_config: text_embeddings.TextEmbeddingsConfig | None = None,
-) -> tuple[Artifact, Artifact]:
-    """Pretrain one recommender and export its frozen item embeddings: (model, embeddings)."""
+    text: Artifact | None = None,
+) -> Artifact:
+    """Pretrain one recommender; MoRec reads ``text`` (computed here with the defaults if None)."""
     inputs = {"data": data}
     if config.model == "morec":
-        text, _ = run_stage(
-            text_embeddings, text_config or text_embeddings.TextEmbeddingsConfig(), {"data": data}, store
-        )
-        inputs["text"] = text
-    model, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
-    embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
-    return model, embeddings
+        inputs["text"] = text or make_text_embeddings(data, text_embeddings.TextEmbeddingsConfig(), store)
+    artifact, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
+    return artifact
+
+
+def import_checkpoint(
+    data: Artifact, config: import_sr.ImportConfig, store: ArtifactStore, refresh: bool = False
+) -> Artifact:
+    """Import a released checkpoint. The id hashes the checkpoint's bytes, not its path: the same
+    file anywhere is one artifact, an edited file another."""
+    file = Path(config.file)
+    extra = {"checkpoint_sha256": sha256_file(file)} if file.is_file() else {}
+    artifact, _ = run_stage(import_sr, config, {"data": data}, store, refresh=refresh, key_extra=extra)
+    return artifact
+
+
+def export_embeddings(model: Artifact, store: ArtifactStore, refresh: bool = False) -> Artifact:
+    """The item-embedding table of a ``pretrain`` or ``import-sr`` artifact."""
+    config = embeddings.EmbeddingsConfig()
+    artifact, _ = run_stage(embeddings, config, {"model": model}, store, refresh=refresh)
+    return artifact
+
+
+def train_recommender(
+    data: Artifact, config: pretrain.PretrainConfig, store: ArtifactStore, refresh: bool = False
+) -> tuple[Artifact, Artifact]:
+    """``pretrain`` then ``embeddings`` on it: (model, embeddings), for ``llara pretrain``."""
+    model = train(data, config, store, refresh=refresh)
+    return model, export_embeddings(model, store, refresh=refresh)
 
 
 def import_recommender(
     data: Artifact, config: import_sr.ImportConfig, store: ArtifactStore, refresh: bool = False
 ) -> tuple[Artifact, Artifact]:
-    """Import a released checkpoint and export its item embeddings: (model, embeddings).
-
-    The id hashes the checkpoint's bytes, not its path: the same file anywhere is one artifact, an
-    edited file another."""
-    file = Path(config.file)
-    extra = {"checkpoint_sha256": sha256_file(file)} if file.is_file() else {}
-    model, _ = run_stage(import_sr, config, {"data": data}, store, refresh=refresh, key_extra=extra)
-    embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
-    return model, embeddings
+    """``import-sr`` then ``embeddings`` on it: (model, embeddings), for ``llara import-sr``."""
+    model = import_checkpoint(data, config, store, refresh=refresh)
+    return model, export_embeddings(model, store, refresh=refresh)
 
 
-@task(name="import-sr", cache_policy=NO_CACHE, task_run_name="import-sr {config.file}", retries=0)
-def import_sr_task(
-    data_id: str, config: import_sr.ImportConfig, store_root: str | Path | None = None, refresh: bool = False
-) -> dict[str, str]:
-    """Returns {"model": import-sr artifact id, "embeddings": export artifact id}."""
+@task(name=text_embeddings.NAME, cache_policy=NO_CACHE, retries=0)
+def text_embeddings_task(
+    data_id: str,
+    config: text_embeddings.TextEmbeddingsConfig,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+) -> str:
     store = open_store(store_root)
-    model, embeddings = import_recommender(store.get(data_id), config, store, refresh=refresh)
-    return {"model": model.id, "embeddings": embeddings.id}
+    return make_text_embeddings(store.get(data_id), config, store, refresh=refresh).id
 
 
 @task(
-    name="pretrain-sr",
+    name=pretrain.NAME,
     cache_policy=NO_CACHE,
     task_run_name="pretrain {config.model} seed={config.seed}",
     retries=0,
 )
 def pretrain_task(
-    data_id: str, config: pretrain.PretrainConfig, store_root: str | Path | None = None, refresh: bool = False
-) -> dict[str, str]:
-    """Returns {"model": pretrain artifact id, "embeddings": export artifact id}."""
+    data_id: str,
+    config: pretrain.PretrainConfig,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+    text_id: str | None = None,
+) -> str:
+    """Returns the pretrain artifact id; ``text_id`` is MoRec's text-embeddings artifact."""
     store = open_store(store_root)
-    model, embeddings = train_recommender(store.get(data_id), config, store, refresh=refresh)
-    return {"model": model.id, "embeddings": embeddings.id}
+    text = store.get(text_id) if text_id else None
+    return train(store.get(data_id), config, store, refresh=refresh, text=text).id
+
+
+@task(name=import_sr.NAME, cache_policy=NO_CACHE, task_run_name="import-sr {config.file}", retries=0)
+def import_sr_task(
+    data_id: str, config: import_sr.ImportConfig, store_root: str | Path | None = None, refresh: bool = False
+) -> str:
+    store = open_store(store_root)
+    return import_checkpoint(store.get(data_id), config, store, refresh=refresh).id
+
+
+@task(name=embeddings.NAME, cache_policy=NO_CACHE, retries=0)
+def embeddings_task(model_id: str, store_root: str | Path | None = None, refresh: bool = False) -> str:
+    """Returns the embeddings artifact id of a pretrain or import-sr artifact."""
+    store = open_store(store_root)
+    return export_embeddings(store.get(model_id), store, refresh=refresh).id

@@ -3,14 +3,13 @@ prompts artifact for the tiny-random backbone (built once per session)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
+from stages.item_embeddings import save_item_embeddings
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
 N_ITEMS = 40
@@ -43,8 +42,7 @@ def make_dataset(root: Path, n_train_users: int = 6, seed: int = 0) -> Path:
 def make_embeddings(root: Path, seed: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     table = torch.randn(N_ITEMS, 64, generator=torch.Generator().manual_seed(seed))
-    save_file({"item_embeddings": table}, str(root / "item_embeddings.safetensors"))
-    (root / "embedding.json").write_text(json.dumps({"model": "random", "n_items": N_ITEMS, "dim": 64}))
+    save_item_embeddings(table, root, model="random")
     return root
 
 

@@ -5,7 +5,7 @@ Public API: ``run``/``EvaluateConfig``/``NAME`` (the stage), ``evaluate_rows`` (
 the substring rule in ``matching``; result rows and multi-seed aggregation in ``aggregate``.
 """
 
-from stages.evaluate.stage import (
+from stages.evaluate.evaluate import (
     NAME,
     EvalOutput,
     EvaluateConfig,

@@ -1,7 +1,7 @@
 """Stage 2 of LLaRA: hybrid prompts and LoRA fine-tuning of a causal LLM with the curriculum.
 
 Two stages live here: ``stages.llm.prompts`` (``NAME = "prompts"``) materializes the prompts for a
-backbone's tokenizer; ``stages.llm.trainer`` (``NAME = "finetune"``) trains LoRA + projector under
+backbone's tokenizer; ``stages.llm.finetune`` (``NAME = "finetune"``) trains LoRA + projector under
 DeepSpeed ZeRO. The evaluator reuses ``load_backbone``, ``load_trained``, ``build_inputs_embeds``,
 ``render_prompt`` / ``encode`` and ``PromptData.eval_batches``.
 """

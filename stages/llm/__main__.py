@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from stages.llm.finetune import run
 from stages.llm.profiles import profile
-from stages.llm.trainer import run
 from stages.settings import SettingError, apply_settings
 
 

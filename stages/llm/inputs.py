@@ -7,11 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import DataError
-from stages.inputs import load_tensor, read_json, safetensors_header
+from stages.inputs import read_json, safetensors_header
+from stages.item_embeddings import FILE as EMBEDDINGS_FILE
+from stages.item_embeddings import TENSOR as EMBEDDINGS_KEY
+from stages.item_embeddings import load_item_embeddings
 
 PROMPTS_INFO_KEYS = ("backbone", "n_items", "n_candidates", "templates", "vocab_size")
-EMBEDDINGS_FILE, EMBEDDINGS_KEY = "item_embeddings.safetensors", "item_embeddings"
 PROJECTOR_FILE, PROJECTOR_IN = "projector.safetensors", "net.0.weight"  # Linear(item_dim, d) first
+
+__all__ = [
+    "EMBEDDINGS_FILE",
+    "EMBEDDINGS_KEY",
+    "load_item_embeddings",
+    "projector_input_dim",
+    "read_prompts_info",
+]
 
 
 def read_prompts_info(
@@ -42,20 +52,3 @@ def projector_input_dim(model_dir: str | Path) -> int:
     if not (isinstance(shape, list) and len(shape) == 2):
         raise DataError(path, PROJECTOR_IN, "missing or not a matrix")
     return int(shape[1])
-
-
-def load_item_embeddings(embeddings_dir: str | Path, n_items: int | None = None, dim: int | None = None):
-    """The (n_items, dim) float table of an export-embeddings artifact; row i is item i."""
-    path = Path(embeddings_dir) / EMBEDDINGS_FILE
-    table = load_tensor(path, EMBEDDINGS_KEY)
-    if table.ndim != 2:
-        raise DataError(path, EMBEDDINGS_KEY, f"expected a matrix, got shape {tuple(table.shape)}")
-    if n_items is not None and table.shape[0] != n_items:
-        raise DataError(
-            path, EMBEDDINGS_KEY, f"{table.shape[0]} rows, but the prompts' dataset has {n_items} items"
-        )
-    if dim is not None and table.shape[1] != dim:
-        raise DataError(
-            path, EMBEDDINGS_KEY, f"dimension {table.shape[1]}, the fine-tuned projector takes {dim}"
-        )
-    return table.float()

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages.evaluate.evaluate import hybrid_embed_fn, load_rows
 from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
 from stages.evaluate.rows import EvalRow, pad_id
 from stages.evaluate.scoring import ScoringConfig, score_candidates
-from stages.evaluate.stage import hybrid_embed_fn, load_rows
 from stages.llm.data import pad_batch
 from stages.llm.model import LlaraModel, project_items
 from stages.metrics import rank_of_target

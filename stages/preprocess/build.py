@@ -30,7 +30,7 @@ from stages.errors import DataError
 from stages.preprocess.config import PrepareConfig
 from stages.preprocess.output import INTER_GROUP_ROWS, INTER_SCHEMA, RowGroupWriter
 from stages.preprocess.protocol import Rows, sequence_rows, split_users
-from stages.preprocess.sources import Raw
+from stages.preprocess.readers import Raw
 
 CHUNK_INTERACTIONS = 250_000
 """Interactions per partition (whole users, so a partition may hold one longer user)."""

@@ -22,7 +22,7 @@ import polars as pl
 
 from stages.errors import DataError
 from stages.preprocess.config import PrepareConfig
-from stages.preprocess.sources import read_text, read_uitem, require_file
+from stages.preprocess.readers import read_text, read_uitem, require_file
 
 SPLIT_FILES = {"train": "train_data.df", "val": "Val_data.df", "test": "Test_data.df"}
 

@@ -21,7 +21,8 @@ from stages.errors import DataError
 from stages.preprocess.build import collect, item_table
 from stages.preprocess.config import PrepareConfig, parse_source
 from stages.preprocess.protocol import Rows, sequence_rows
-from stages.preprocess.sources import read_raw, require_file
+from stages.preprocess.readers import require_file
+from stages.preprocess.sources import read_raw
 
 HELD_OUT = {"val": "Val_data.df", "test": "Test_data.df"}
 

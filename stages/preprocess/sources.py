@@ -9,61 +9,19 @@ time) that the build uses when it parses cleanly: no strings are materialised fo
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from stages.errors import DataError
 from stages.preprocess.config import Source
+from stages.preprocess.readers import Raw, read_text, read_uitem, require_file
+from stages.preprocess.steam import read_steam
 
 BUNDLED_FILES = ("MovieLens100k_data.parquet.brotli", "MovieLens100k_items.parquet.brotli")
-
-
-@dataclass
-class Raw:
-    name: str
-    domain: str
-    items: pl.DataFrame
-    """``key`` (raw id), ``title`` (raw title, may be null), ``year`` (str or null)."""
-    items_file: str
-    items_key_field: str
-    interactions: pl.LazyFrame
-    """``user``, ``key``, ``timestamp``, ``row`` and optionally ``rating``."""
-    inter_file: str
-    fields: dict[str, str]
-    """Our column name -> the field name in the user's file (for error messages)."""
-    timestamp_unit: str = "s"
-    files: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    typed: pl.LazyFrame | None = None
-    """Optional: the same columns scanned with integer ids and numeric timestamp/rating. Used when
-    it parses and passes the checks (no strings materialised); otherwise ``interactions`` is."""
-
-
-def require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(path, None, "file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, None, "empty file")
-    return path
-
-
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    data = require_file(path).read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise DataError(path, None, f"corrupt gzip file ({e})") from None
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise DataError(
-            path, None, f"not valid UTF-8 at byte {e.start} (is it latin-1? re-encode it as UTF-8)"
-        ) from None
 
 
 def scan_tsv(path: Path, names: list[str], *, header: bool, sep: str = "\t") -> pl.LazyFrame:
@@ -190,26 +148,6 @@ def read_bundled() -> Raw:
 
 def ml100k_files(d: Path) -> list[Path]:
     return [d / "u.data", d / "u.item"]
-
-
-def read_uitem(path: Path) -> pl.DataFrame:
-    """MovieLens ``u.item``: ``id|title|release date|...``, ISO-8859-1 by definition."""
-    keys, titles, years = [], [], []
-    text = require_file(path).read_bytes().decode("latin-1")
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) < 2:
-            raise DataError(path, "movie title", f"line {n}: expected 'id|title|...' fields")
-        keys.append(parts[0].strip())
-        titles.append(parts[1])
-        date = parts[2].strip() if len(parts) > 2 else ""
-        years.append(date[-4:] if len(date) >= 4 and date[-4:].isdigit() else None)
-    return pl.DataFrame(
-        {"key": keys, "title": titles, "year": years},
-        schema={"key": pl.String, "title": pl.String, "year": pl.String},
-    )
 
 
 def read_ml100k(d: Path) -> Raw:
@@ -375,36 +313,31 @@ def read_hetrec(d: Path) -> Raw:
     )
 
 
-def source_files(src: Source) -> list[Path]:
-    """The raw files a source reads (for the fingerprint); does not check that they exist."""
-    if src.kind == "bundled":
-        return bundled_files()
-    assert src.path is not None
-    if src.kind == "ml100k":
-        return ml100k_files(src.path)
-    if src.kind == "recbole":
-        return recbole_files(src.path, src.name)
-    if src.kind == "hetrec-lastfm":
-        return hetrec_files(src.path)
-    if src.kind == "steam":
-        return [src.path]
-    from stages.preprocess.release import release_files
+@dataclass(frozen=True)
+class RawSource:
+    """How to find and read one kind of raw source."""
 
-    return release_files(src.path)
+    files: Callable[[Source], list[Path]]
+    """The raw files it reads (for the fingerprint); does not check that they exist."""
+    read: Callable[[Source], Raw]
+
+
+RAW_SOURCES = {
+    "bundled": RawSource(lambda src: bundled_files(), lambda src: read_bundled()),
+    "ml100k": RawSource(lambda src: ml100k_files(src.path), lambda src: read_ml100k(src.path)),
+    "recbole": RawSource(
+        lambda src: recbole_files(src.path, src.name), lambda src: read_recbole(src.path, src.name)
+    ),
+    "hetrec-lastfm": RawSource(lambda src: hetrec_files(src.path), lambda src: read_hetrec(src.path)),
+    "steam": RawSource(lambda src: [src.path], lambda src: read_steam(src.path)),
+}
+
+
+def raw_files(src: Source) -> list[Path]:
+    return RAW_SOURCES[src.kind].files(src)
 
 
 def read_raw(src: Source) -> Raw:
-    if src.kind == "bundled":
-        return read_bundled()
-    assert src.path is not None
-    if src.kind == "ml100k":
-        return read_ml100k(src.path)
-    if src.kind == "recbole":
-        return read_recbole(src.path, src.name)
-    if src.kind == "hetrec-lastfm":
-        return read_hetrec(src.path)
-    if src.kind == "steam":
-        from stages.preprocess.steam import read_steam
-
-        return read_steam(src.path)
-    raise ValueError(src.kind)
+    if src.kind not in RAW_SOURCES:
+        raise ValueError(src.kind)
+    return RAW_SOURCES[src.kind].read(src)

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from stages.errors import DataError
-from stages.preprocess.sources import Raw, read_text
+from stages.preprocess.readers import Raw, read_text
 
 
 def read_steam(path: Path) -> Raw:

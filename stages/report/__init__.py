@@ -3,6 +3,6 @@
 The published figures are the project's own copy ``published_results.csv`` (see ``published``).
 """
 
-from stages.report.stage import NAME, ReportConfig, build_table, render_markdown, run
+from stages.report.report import NAME, ReportConfig, build_table, render_markdown, run
 
 __all__ = ["NAME", "ReportConfig", "build_table", "render_markdown", "run"]

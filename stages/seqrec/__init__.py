@@ -1,20 +1,20 @@
 """Stage 1: LLaRA's sequential recommenders (SASRec, GRU4Rec, Caser, MoRec).
 
-Three stages live here, each a module with ``NAME``, a config dataclass and ``run``:
+Four stages live here, each a module named like the stage with ``NAME``, a config and ``run``:
 
-- ``stages.seqrec.pretrain`` (``pretrain``): train + evaluate one recommender;
-- ``stages.seqrec.export`` (``export-embeddings``): the frozen item-embedding table for stage 2;
 - ``stages.seqrec.text_embeddings`` (``text-embeddings``): MiniLM title vectors for MoRec;
+- ``stages.seqrec.pretrain`` (``pretrain``): train + evaluate one recommender;
 - ``stages.seqrec.import_sr`` (``import-sr``): a released LLaRA SASRec checkpoint, read with the
-  restricted unpickler of ``stages.seqrec.checkpoint``, as a pretrain-like artifact.
+  restricted unpickler of ``stages.seqrec.checkpoint``, as a pretrain-like artifact;
+- ``stages.seqrec.embeddings`` (``embeddings``): the frozen item-embedding table the LLM reads.
 
 The package itself re-exports the ``pretrain`` stage, so ``stages.seqrec`` can be used as a stage.
 ``stages.seqrec.table.run_table`` trains models x seeds and writes the comparison table;
 ``stages.seqrec.sweep.run_sweep`` chooses hyperparameters for it on validation only.
 """
 
-from stages.seqrec import export, import_sr, pretrain, text_embeddings
+from stages.seqrec import embeddings, import_sr, pretrain, text_embeddings
 from stages.seqrec.pretrain import NAME, PretrainConfig, load_model, run
 
-__all__ = ["NAME", "PretrainConfig", "run", "load_model", "pretrain", "export", "text_embeddings",
+__all__ = ["NAME", "PretrainConfig", "run", "load_model", "pretrain", "embeddings", "text_embeddings",
            "import_sr"]

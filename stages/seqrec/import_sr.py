@@ -5,7 +5,7 @@ inputs: ``{"data": prepared dataset}``. Reads the checkpoint with the restricted
 item ids, and writes what ``pretrain`` writes (``model.safetensors``, ``config.json``,
 ``metrics.json``, ``scores_val.parquet``, ``scores_test.parquet``), the network being our
 re-implementation (:mod:`stages.seqrec.released`) scored on our frozen candidates. The
-``export-embeddings`` stage then turns it into the embedding table stage 2 reads, as for pretrain.
+``embeddings`` stage then turns it into the embedding table stage 2 reads, as for pretrain.
 
 Item ids: a checkpoint row is a release id (0-based). A dataset imported from the release
 (``llara-release:``) has ``raw_id`` = that id; a MovieLens-100K dataset built from the raw files has
@@ -104,7 +104,7 @@ def run(config: ImportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
 
     out_dir = Path(out_dir)
     reports = score_and_save(model, data, config.seed, out_dir)
-    # the fields load_model and export-embeddings read, as a pretrain artifact has them
+    # the fields load_model and the embeddings stage read, as a pretrain artifact has them
     cfg = {"model": MODEL, "loss": LOSS, "dim": int(ckpt.tensors["item_embeddings.weight"].shape[1]),
            "dropout": config.dropout, "seed": config.seed, "file": Path(config.file).name,
            "file_sha256": sha256_file(config.file), "archive_name": ckpt.archive_name}

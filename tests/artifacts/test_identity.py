@@ -29,10 +29,10 @@ def tree(tmp_path: Path) -> Path:
 STAGES = {
     "prepare": "stages/preprocess/__init__.py",
     "prompts": "stages/llm/prompts.py",
-    "finetune": "stages/llm/trainer.py",
+    "finetune": "stages/llm/finetune.py",
     "pretrain": "stages/seqrec/pretrain.py",
-    "evaluate": "stages/evaluate/stage.py",
-    "report": "stages/report/stage.py",
+    "evaluate": "stages/evaluate/evaluate.py",
+    "report": "stages/report/report.py",
 }
 
 
@@ -62,7 +62,7 @@ def test_editing_the_dataset_contract_changes_its_writer_and_readers(tree: Path)
 
 
 def test_lazy_imports_inside_functions_count(tree: Path) -> None:
-    # stages/evaluate/stage.py imports stages.llm.backbone inside a function
+    # stages/evaluate/evaluate.py imports stages.llm.backbone inside a function
     before = versions(tree)
     edit(tree / "stages/llm/backbone.py")
     assert versions(tree)["evaluate"] != before["evaluate"]

@@ -32,7 +32,7 @@ def store_with_inputs(
 
     data, _ = store.build("prepare", {"test": "tiny"}, {}, "test", copy_of(llm_inputs["dataset"]))
     embeddings, _ = store.build(
-        "export-embeddings", {"test": "random"}, {}, "test", copy_of(llm_inputs["embeddings"])
+        "embeddings", {"test": "random"}, {}, "test", copy_of(llm_inputs["embeddings"])
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLARA_BACKBONE_CACHE", str(backbone_cache))

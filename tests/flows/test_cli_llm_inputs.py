@@ -30,7 +30,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, backbone_cache: Path):
         store = ArtifactStore(root / "store")
         dataset, _ = store.build("prepare", {}, {}, "test", lambda out: {"dir": make_dataset(out)})
         prompts = materialize_prompts(dataset, PromptsConfig(backbone="tiny-random", max_eval_rows=4), store)
-        emb, _ = store.build("export-embeddings", {}, {}, "test", lambda out: {"dir": make_embeddings(out)})
+        emb, _ = store.build("embeddings", {}, {}, "test", lambda out: {"dir": make_embeddings(out)})
         argv = ["--quiet", "finetune", "--prompts", str(prompts.path), "--embeddings", str(emb.path)]
         assert _cli([*argv, "--profile", "smoke", "--store", str(store.root)]) == 0
         model = store.latest("finetune")

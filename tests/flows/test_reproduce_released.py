@@ -1,4 +1,5 @@
-"""``reproduce`` with a released-format SASRec checkpoint: its baseline row and its LLaRA row."""
+"""``reproduce`` with a released-format SASRec checkpoint: its baseline row and its LLaRA row; and
+every artifact of the run listed by ``llara store ls`` under a name ``llara stage`` takes."""
 
 from __future__ import annotations
 
@@ -13,16 +14,28 @@ from tests.stages.seqrec.test_seqrec_import import SASRec
 
 @pytest.mark.slow
 def test_reproduce_with_a_released_checkpoint(prefect_harness, tmp_path: Path) -> None:
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from flows.cli import app
     from flows.reproduce import reproduce_flow
 
     source = tiny_movielens(tmp_path / "raw")  # 80 movies, raw ids 1..80 = release ids + 1
     torch.manual_seed(0)
     torch.save(SASRec(80), tmp_path / "movielens.pt")  # a whole module, as the authors saved theirs
     out = reproduce_flow(
-        source=source, allow_pickle=True, profile="smoke", sr_baselines=[], llara_sr_models=[],
+        source=source, allow_pickle=True, profile="smoke", sr_baselines=["morec"], llara_sr_models=[],
         sr_checkpoints={"sasrec": str(tmp_path / "movielens.pt")}, zero_shot=False, store=str(tmp_path / "s"),
     )
     assert "SASRec (released)" in out["results"]
     assert "LLaRA(SASRec, released) seed=0 scoring" in out["results"]
     report = Path(out["report_path"]).read_text()
     assert "| SASRec (released) |" in report and "| LLaRA(SASRec, released) |" in report
+
+    # morec adds text-embeddings and pretrain: the run writes an artifact of every stage
+    name = next(p for p in get_command(app).commands["stage"].params if p.name == "name")
+    stage_names = {choice.value for choice in name.type_descriptor.annotation}
+    listing = CliRunner().invoke(app, ["store", "ls", "--store", str(tmp_path / "s")]).output
+    rows = [line.split() for line in listing.splitlines()[1:]]
+    assert {row[1] for row in rows} == stage_names, listing
+    assert "old stage name" not in listing and "unknown stage" not in listing

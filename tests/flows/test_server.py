@@ -155,7 +155,7 @@ def test_ui_trigger_cache_hits_refresh_and_nightly_schedule(served):
     assert api.wait(second)["type"] == "COMPLETED"
     logs = api.logs(second)
     assert "computing" not in logs
-    for stage in ("prepare", "pretrain", "export-embeddings", "prompts", "finetune", "evaluate", "report"):
+    for stage in ("prepare", "pretrain", "embeddings", "prompts", "finetune", "evaluate", "report"):
         assert f"cache hit: {stage} artifact" in logs, stage
 
     third = api.trigger(reproduce["id"], smoke_parameters(source, store, refresh=["finetune"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stages.evaluate import EvaluateConfig
-from stages.llm.trainer import FinetuneConfig
+from stages.llm.finetune import FinetuneConfig
 from stages.settings import SettingError, apply_settings
 
 

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from stages.evaluate import EvaluateConfig, load_rows, run
 from stages.evaluate.scoring import candidate_answer_ids
+from stages.item_embeddings import save_item_embeddings
 from stages.llm.templates import draw_template
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
@@ -57,7 +58,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         (root / "emb").mkdir()
         items = torch.randn(N_ITEMS, 64, generator=torch.Generator().manual_seed(0))
-        save_file({"item_embeddings": items}, str(root / "emb" / "item_embeddings.safetensors"))
+        save_item_embeddings(items, root / "emb", model="random")
         llara = build_llara_model(load_backbone("tiny-random"), items)
         save_trained(llara, root / "model")
         (root / "model" / "summary.json").write_text(json.dumps({"schedule": "curriculum"}))
@@ -192,7 +193,7 @@ def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifact
 
 
 def test_precision_auto_is_bf16_on_gpu_and_fp32_on_cpu() -> None:
-    from stages.evaluate.stage import model_dtype
+    from stages.evaluate.evaluate import model_dtype
 
     assert model_dtype("auto", torch.device("cpu")) == torch.float32
     assert model_dtype("auto", torch.device("cuda")) == torch.bfloat16

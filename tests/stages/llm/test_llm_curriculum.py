@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages.llm.curriculum import Curriculum
-from stages.llm.trainer import lr_multiplier
+from stages.llm.finetune import lr_multiplier
 
 
 def test_curriculum_fraction_follows_step_over_t() -> None:

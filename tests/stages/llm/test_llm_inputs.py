@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from stages.errors import DataError
-from stages.evaluate.stage import finetune_config
+from stages.evaluate.evaluate import finetune_config
 from stages.inputs import safetensors_header
 from stages.llm.backbone import check_gguf, convert_smollm2
 

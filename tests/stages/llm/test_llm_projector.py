@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.llm.finetune import FinetuneRecipe
 from stages.llm.model import LoraSettings
 from stages.llm.profiles import profile
-from stages.llm.trainer import FinetuneRecipe
 
 
 def _snapshot(recipe: FinetuneRecipe) -> tuple[dict, dict, dict]:

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from stages.errors import DataError
-from stages.seqrec import export, import_sr
+from stages.item_embeddings import load_item_embeddings
+from stages.seqrec import embeddings, import_sr
 from stages.seqrec.checkpoint import read_checkpoint
-from stages.seqrec.export import ExportConfig, load_item_embeddings
+from stages.seqrec.embeddings import EmbeddingsConfig
 from stages.seqrec.released import ReleasedSASRec
 from tests.stages.seqrec.conftest import N_ITEMS
 
@@ -112,7 +113,7 @@ def test_import_sr_toy(prepared: Path, tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["model"] == "sasrec-released" and {"val", "test"} <= set(metrics)
     (tmp_path / "e").mkdir()
-    export.run(ExportConfig(), {"model": tmp_path / "m"}, tmp_path / "e")
+    embeddings.run(EmbeddingsConfig(), {"model": tmp_path / "m"}, tmp_path / "e")
     table = load_item_embeddings(tmp_path / "e")
     assert torch.equal(table, module.item_embeddings.weight.detach()[:N_ITEMS])  # padding row removed
     net = import_sr.from_tensors(read_checkpoint(tmp_path / "toy.pt", True).tensors, "toy")
@@ -147,7 +148,7 @@ def test_import_sr_released_lastfm(tmp_path: Path) -> None:
     # the released network ranks far above chance (1/20) on our frozen candidates
     assert metrics["val"]["hr@1"]["mean"] > 0.15 and metrics["test"]["hr@1"]["mean"] > 0.15
     (tmp_path / "e").mkdir()
-    export.run(ExportConfig(), {"model": tmp_path / "m"}, tmp_path / "e")
+    embeddings.run(EmbeddingsConfig(), {"model": tmp_path / "m"}, tmp_path / "e")
     table = load_item_embeddings(tmp_path / "e")
     assert table.shape == (4606, 64)
     raw = read_checkpoint(ckpt, allow_pickle=True).tensors["item_embeddings.weight"]

@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages.errors import DataError
-from stages.seqrec import export, pretrain, text_embeddings
-from stages.seqrec.export import ExportConfig, load_item_embeddings, tensor_sha256
+from stages.item_embeddings import FILE, load_item_embeddings, tensor_sha256
+from stages.seqrec import embeddings, pretrain, text_embeddings
+from stages.seqrec.embeddings import EmbeddingsConfig
 
 FAST = {"epochs": 2, "batch_size": 32, "progress": False, "threads": 1}
 PRETRAIN_FILES = {"model.safetensors", "config.json", "metrics.json", "scores_val.parquet",
@@ -48,7 +49,7 @@ def test_export_hash_stable_and_round_trips(prepared: Path, tmp_path: Path) -> N
     outs = []
     for name in ("e1", "e2"):
         (tmp_path / name).mkdir()
-        export.run(ExportConfig(), {"model": model_dir}, tmp_path / name)
+        embeddings.run(EmbeddingsConfig(), {"model": model_dir}, tmp_path / name)
         outs.append(json.loads((tmp_path / name / "embedding.json").read_text()))
     assert outs[0]["sha256"] == outs[1]["sha256"]
     assert (outs[0]["model"], outs[0]["n_items"], outs[0]["dim"]) == ("sasrec", 30, 64)
@@ -57,8 +58,8 @@ def test_export_hash_stable_and_round_trips(prepared: Path, tmp_path: Path) -> N
     model, _ = pretrain.load_model(model_dir)
     assert torch.equal(table, model.items.weight.weight[:30].detach())  # no padding row
     assert tensor_sha256(table) == outs[0]["sha256"]
-    save_file({"item_embeddings": table + 1}, str(tmp_path / "e1" / export.FILE))
-    with pytest.raises(ValueError):
+    save_file({"item_embeddings": table + 1}, str(tmp_path / "e1" / FILE))
+    with pytest.raises(DataError, match="sha256"):
         load_item_embeddings(tmp_path / "e1")
 
 
@@ -71,7 +72,7 @@ def test_morec_pretrain_and_export(prepared: Path, tmp_path: Path) -> None:
         run_pretrain(prepared, tmp_path / "bad", model="morec")
     model_dir = run_pretrain(prepared, tmp_path / "m", model="morec", inputs={"text": text_dir})
     (tmp_path / "e").mkdir()
-    export.run(ExportConfig(), {"model": model_dir}, tmp_path / "e")
+    embeddings.run(EmbeddingsConfig(), {"model": model_dir}, tmp_path / "e")
     state = load_file(str(model_dir / "model.safetensors"))
     expected = text @ state["items.proj.weight"].T + state["items.proj.bias"]
     assert torch.allclose(load_item_embeddings(tmp_path / "e"), expected, atol=1e-5)
