@@ -19,6 +19,14 @@ import typer
 from artifacts import ArtifactError, ArtifactStore
 from flows.cli_evaluate import evaluate_command
 from flows.cli_pretrain import import_sr_command, pretrain_command
+from flows.cli_resources import (
+    MasterAddrOption,
+    MasterPortOption,
+    NnodesOption,
+    NodeRankOption,
+    NprocOption,
+    resources_of,
+)
 from flows.cli_serve import serve_command
 from flows.cli_settings import RefreshOption, SetOption, checked_settings
 from flows.cli_store import StoreOption, store_app
@@ -201,6 +209,11 @@ def finetune(
     settings: SetOption = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
+    nproc_per_node: NprocOption = 1,
+    nnodes: NnodesOption = 1,
+    node_rank: NodeRankOption = 0,
+    master_addr: MasterAddrOption = "127.0.0.1",
+    master_port: MasterPortOption = 0,
 ) -> None:
     """Fine-tune the LLM with LoRA + projector under DeepSpeed ZeRO; a killed run resumes when rerun.
 
@@ -220,7 +233,8 @@ def finetune(
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
     config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
-    trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh)
+    resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port)
+    trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)
     typer.echo(trained.path)
 
 
