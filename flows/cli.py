@@ -162,6 +162,13 @@ def run(
         ),
     ] = None,
     store: StoreOption = None,
+    max_parallel: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Independent branches (recommenders; fine-tunes + their evaluations) at once."
+        ),
+    ] = 1,
+    nproc_per_node: NprocOption = 1,
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is."""
     from flows.reproduce import reproduce_flow
@@ -185,6 +192,8 @@ def run(
         zero_shot=zero_shot,
         refresh=refresh,
         store=str(store) if store else None,
+        max_parallel=max_parallel,
+        nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
     typer.echo(f"report: {result['report_path']}")
 

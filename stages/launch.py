@@ -186,8 +186,12 @@ def launch(
         paths = {k: Path(v) for k, v in inputs.items()}
         job_file.write_bytes(pickle.dumps(Job(job, config, paths, Path(out_dir), kwargs)))
         command = _command(resources, job_file, log_dir)
-        logger.info("launching %d process(es) on node %d: %s", resources.nproc_per_node,
-                    resources.node_rank, " ".join(command[1:]))
+        logger.info(
+            "launching %d process(es) on node %d: %s",
+            resources.nproc_per_node,
+            resources.node_rank,
+            " ".join(command[1:]),
+        )
         proc = subprocess.Popen(
             command,
             env=_environment(resources),

@@ -35,7 +35,7 @@ def main(job_file: str) -> None:
         (report_dir / ERROR_FILE.format(rank=rank)).write_text(f"{type(error).__name__}: {message}\n")
         raise
     if rank == 0:
-        (report_dir / RESULT_FILE).write_text(json.dumps(result))
+        (report_dir / RESULT_FILE).write_text(json.dumps(result, default=str))  # the manifest's extra
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
 from stages.files import sha256_file
+from stages.launch import Resources
 from stages.seqrec import export, import_sr, pretrain, text_embeddings
 from tasks.common import open_store, run_stage
 
@@ -19,16 +20,34 @@ def train_recommender(
     store: ArtifactStore,
     refresh: bool = False,
     text_config: text_embeddings.TextEmbeddingsConfig | None = None,
+    resources: Resources | None = None,
 ) -> tuple[Artifact, Artifact]:
-    """Pretrain one recommender and export its frozen item embeddings: (model, embeddings)."""
+    """Pretrain one recommender and export its frozen item embeddings: (model, embeddings).
+
+    ``resources`` (a device slot of a parallel run) run each stage in a child process there."""
+    from tasks.launched import in_child
+
     inputs = {"data": data}
     if config.model == "morec":
         text, _ = run_stage(
-            text_embeddings, text_config or text_embeddings.TextEmbeddingsConfig(), {"data": data}, store
+            text_embeddings,
+            text_config or text_embeddings.TextEmbeddingsConfig(),
+            {"data": data},
+            store,
+            run=in_child(text_embeddings.run, resources),
         )
         inputs["text"] = text
-    model, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
-    embeddings, _ = run_stage(export, export.ExportConfig(), {"model": model}, store, refresh=refresh)
+    model, _ = run_stage(
+        pretrain, config, inputs, store, refresh=refresh, run=in_child(pretrain.run, resources)
+    )
+    embeddings, _ = run_stage(
+        export,
+        export.ExportConfig(),
+        {"model": model},
+        store,
+        refresh=refresh,
+        run=in_child(export.run, resources),
+    )
     return model, embeddings
 
 
@@ -63,9 +82,15 @@ def import_sr_task(
     retries=0,
 )
 def pretrain_task(
-    data_id: str, config: pretrain.PretrainConfig, store_root: str | Path | None = None, refresh: bool = False
+    data_id: str,
+    config: pretrain.PretrainConfig,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+    resources: Resources | None = None,
 ) -> dict[str, str]:
     """Returns {"model": pretrain artifact id, "embeddings": export artifact id}."""
     store = open_store(store_root)
-    model, embeddings = train_recommender(store.get(data_id), config, store, refresh=refresh)
+    model, embeddings = train_recommender(
+        store.get(data_id), config, store, refresh=refresh, resources=resources
+    )
     return {"model": model.id, "embeddings": embeddings.id}

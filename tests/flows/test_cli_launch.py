@@ -54,7 +54,10 @@ def one_process(store_with_inputs, backbone_cache, tmp_path_factory) -> Path:  #
 
 
 def test_two_processes_give_world_size_2_and_the_one_process_loss_curve(
-    store_with_inputs, backbone_cache, one_process, tmp_path  # noqa: F811
+    store_with_inputs,  # noqa: F811
+    backbone_cache,
+    one_process,
+    tmp_path,  # noqa: F811
 ) -> None:
     store, finetune = _copy(store_with_inputs, tmp_path)
     result = llara(*finetune, "--nproc-per-node", "2", store=store, cache=backbone_cache)
@@ -82,7 +85,10 @@ def _rank_process(parent: psutil.Process, rank: str) -> psutil.Process | None:
 
 
 def test_a_killed_rank_fails_the_stage_in_one_line_and_a_rerun_resumes(
-    store_with_inputs, backbone_cache, one_process, tmp_path  # noqa: F811
+    store_with_inputs,  # noqa: F811
+    backbone_cache,
+    one_process,
+    tmp_path,  # noqa: F811
 ) -> None:
     store, finetune = _copy(store_with_inputs, tmp_path)
     args = (*finetune, "--set", "checkpoint_every=2", "--nproc-per-node", "2")
@@ -90,8 +96,12 @@ def test_a_killed_rank_fails_the_stage_in_one_line_and_a_rerun_resumes(
     env["LLARA_BACKBONE_CACHE"] = str(backbone_cache)
     env.update(OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
+        [sys.executable, "-m", "flows.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stderr is not None
     lines = []
