@@ -19,6 +19,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from stages.launch import free_port
 from tests.flows.test_cli_finetune import llara, store_with_inputs  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,3 +129,41 @@ def test_a_killed_rank_fails_the_stage_in_one_line_and_a_rerun_resumes(
     assert "resumed from step-0000002" in result.stderr
     resumed = Path(result.stdout.strip().splitlines()[-1])
     assert _losses(resumed) == pytest.approx(_losses(one_process), rel=1e-4, abs=1e-5)
+
+
+def test_two_nodes_on_localhost_train_as_two_processes(
+    store_with_inputs,  # noqa: F811
+    backbone_cache,
+    one_process,
+    tmp_path,
+) -> None:
+    """Two launcher agents (``--nnodes 2``, one process each) on one store: node 0 publishes, node 1
+    returns the same artifact, and the run is the 2-process one."""
+    store, finetune = _copy(store_with_inputs, tmp_path)
+    env = {**os.environ, "LLARA_STORE": str(store), "PYTHONPATH": str(REPO)}
+    env.update(LLARA_BACKBONE_CACHE=str(backbone_cache), OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
+    port = str(free_port())
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", *finetune, "--nnodes", "2", "--node-rank", str(rank)]
+            + ["--master-addr", "127.0.0.1", "--master-port", port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=600) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+    for node, (_, stderr) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, stderr[-3000:]
+    paths = [Path(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert paths[0] == paths[1] and paths[0].name == one_process.name
+    assert json.loads((paths[0] / "summary.json").read_text())["world_size"] == 2
+    assert _losses(paths[0]) == pytest.approx(_losses(one_process), rel=1e-4, abs=1e-5)
