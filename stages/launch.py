@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,8 @@ class Resources:
     """CPU cores the processes may use (their affinity); empty: this process's."""
     devices: str | None = None
     """``CUDA_VISIBLE_DEVICES`` for the processes (a device slot); None: inherited."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Extra environment variables for the processes."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment variables for the processes, as (name, value) pairs (hashable)."""
 
     def __post_init__(self) -> None:
         if self.nproc_per_node < 1 or self.nnodes < 1:
@@ -126,7 +126,7 @@ def _environment(resources: Resources) -> dict[str, str]:
         env["LLARA_CPUS"] = ",".join(str(c) for c in resources.cpus)
     if resources.devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = resources.devices
-    env.update(resources.env)
+    env.update(dict(resources.env))
     return env
 
 

@@ -43,7 +43,7 @@ def test_a_child_returns_its_result_on_its_cpus(
 
 def test_a_failure_is_one_line_naming_the_rank_and_error(jobs: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(LaunchError) as raised:
-        launch(jobs.boom, {}, {}, tmp_path, Resources(env={"X": "1"}), logging.getLogger("t"))
+        launch(jobs.boom, {}, {}, tmp_path, Resources(env=(("X", "1"),)), logging.getLogger("t"))
     assert str(raised.value) == "rank 0 of 1 failed: ValueError: field 'x' of the config is bad"
 
 
