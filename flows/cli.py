@@ -20,6 +20,7 @@ from artifacts import ArtifactError, ArtifactStore
 from flows.cli_evaluate import evaluate_command
 from flows.cli_pretrain import import_sr_command, pretrain_command
 from flows.cli_resources import (
+    HostfileOption,
     MasterAddrOption,
     MasterPortOption,
     NnodesOption,
@@ -223,6 +224,7 @@ def finetune(
     node_rank: NodeRankOption = 0,
     master_addr: MasterAddrOption = "127.0.0.1",
     master_port: MasterPortOption = 0,
+    hostfile: HostfileOption = None,
 ) -> None:
     """Fine-tune the LLM with LoRA + projector under DeepSpeed ZeRO; a killed run resumes when rerun.
 
@@ -242,7 +244,7 @@ def finetune(
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
     config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
-    resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port)
+    resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port, hostfile)
     trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)
     typer.echo(trained.path)
 

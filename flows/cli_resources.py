@@ -3,11 +3,12 @@ fine-tuning runs (``stages.launch.Resources``; never part of an artifact id)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stages.launch import Resources
+from stages.launch import Resources, from_hostfile
 
 NprocOption = Annotated[
     int,
@@ -22,6 +23,14 @@ NodeRankOption = Annotated[int, typer.Option(min=0, help="This machine's index; 
 MasterAddrOption = Annotated[str, typer.Option(help="Host of node 0, reachable from every node.")]
 MasterPortOption = Annotated[int, typer.Option(help="Rendezvous port on node 0 (0: a free one; one node).")]
 
+HostfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Hostfile (one 'host [slots=N]' per line, node 0 first): sets --nnodes, --node-rank "
+        "(this machine's line), --master-addr (the first host) and the processes (slots)."
+    ),
+]
+
 
 def resources_of(
     nproc_per_node: int,
@@ -29,9 +38,12 @@ def resources_of(
     node_rank: int = 0,
     master_addr: str = "127.0.0.1",
     master_port: int = 0,
+    hostfile: Path | None = None,
 ) -> Resources:
     """The options as ``Resources``; an inconsistent set exits 2 with one line."""
     try:
+        if hostfile is not None:
+            return from_hostfile(hostfile, nproc_per_node, master_port or 29500)
         return Resources(nproc_per_node, nnodes, node_rank, master_addr, master_port)
     except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--nnodes/--node-rank/--master-port") from e
+        raise typer.BadParameter(str(e), param_hint="--hostfile/--nnodes/--node-rank/--master-port") from e

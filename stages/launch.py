@@ -77,6 +77,38 @@ class Resources:
         return self.world_size > 1 or bool(self.cpus) or self.devices is not None or bool(self.env)
 
 
+def from_hostfile(path: Path, nproc_per_node: int = 0, master_port: int = 29500) -> Resources:
+    """Resources from a DeepSpeed-style hostfile: one ``host [slots=N]`` per line, node 0 first.
+
+    This machine is the line naming its hostname (short or fully qualified); ``slots`` (else
+    ``nproc_per_node``) is its processes. Raises ``ValueError`` naming the file and what is wrong.
+    """
+    hosts: list[tuple[str, int | None]] = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        slots = None
+        for extra in fields[1:]:
+            key, _, value = extra.partition("=")
+            if key != "slots" or not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{path}: line {number}: expected 'host [slots=N]', got {line.strip()!r}")
+            slots = int(value)
+        hosts.append((fields[0], slots))
+    if not hosts:
+        raise ValueError(f"{path}: no hosts")
+    names = {socket.gethostname(), socket.getfqdn(), socket.gethostname().split(".")[0]}
+    mine = [i for i, (host, _) in enumerate(hosts) if host in names]
+    if len(hosts) == 1 and hosts[0][0] in ("localhost", "127.0.0.1"):
+        mine = [0]
+    if len(mine) != 1:
+        raise ValueError(f"{path}: this machine ({socket.gethostname()}) must be named on exactly one line")
+    slots = hosts[mine[0]][1] or nproc_per_node or 1
+    if len(hosts) == 1:
+        return Resources(slots)
+    return Resources(slots, len(hosts), mine[0], hosts[0][0], master_port)
+
+
 @dataclass(frozen=True)
 class Job:
     """One call ``run(config, inputs, out_dir, **kwargs)``, as the worker processes make it."""

@@ -53,3 +53,21 @@ def test_resources_refuse_an_inconsistent_set() -> None:
         Resources(nnodes=2, node_rank=2, master_port=29500)
     with pytest.raises(ValueError, match="master_port"):
         Resources(nnodes=2)
+
+
+def test_a_hostfile_names_the_nodes_and_this_machine(tmp_path: Path) -> None:
+    import socket
+
+    from stages.launch import from_hostfile
+
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text(f"node0.example slots=8  # rank 0\n\n{socket.gethostname()} slots=4\n")
+    assert from_hostfile(hostfile, master_port=29400) == Resources(4, 2, 1, "node0.example", 29400)
+    hostfile.write_text("localhost slots=2\n")
+    assert from_hostfile(hostfile) == Resources(nproc_per_node=2)
+    hostfile.write_text("node0.example\nnode1.example\n")
+    with pytest.raises(ValueError, match="exactly one line"):
+        from_hostfile(hostfile)
+    hostfile.write_text("node0.example gpus=8\n")
+    with pytest.raises(ValueError, match="line 1"):
+        from_hostfile(hostfile)
