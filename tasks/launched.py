@@ -56,6 +56,8 @@ def finetune_launched(
         {r: a.id for r, a in inputs.items()},
         stage_code_version(trainer),
     )
+    if not refresh and (done := store.lookup(aid)) is not None:  # node 0 has nothing to train either
+        return done
     paths = {role: a.path for role, a in inputs.items()}
     with tempfile.TemporaryDirectory(prefix="llara-node-") as out:  # only global rank 0 writes files
         run_launched(single, paths, Path(out), resources, logger, store.scratch(aid), resume=True)
