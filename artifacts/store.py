@@ -229,6 +229,9 @@ class ArtifactStore:
         if not refresh and (hit := self.lookup(aid)) is not None:
             logger.info("cache hit: %s artifact %s at %s", stage, aid, hit.path)
             return hit, True
+        from artifacts.probe import check_store_filesystem  # once per root and process
+
+        check_store_filesystem(self.root)
         with self._lock(aid, logger):
             if (
                 not refresh and (hit := self.lookup(aid)) is not None

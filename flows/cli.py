@@ -19,6 +19,15 @@ import typer
 from artifacts import ArtifactError, ArtifactStore
 from flows.cli_evaluate import evaluate_command
 from flows.cli_pretrain import import_sr_command, pretrain_command
+from flows.cli_resources import (
+    HostfileOption,
+    MasterAddrOption,
+    MasterPortOption,
+    NnodesOption,
+    NodeRankOption,
+    NprocOption,
+    resources_of,
+)
 from flows.cli_serve import serve_command
 from flows.cli_settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
 from flows.cli_stage import STAGE_HELP, stage_command
@@ -147,6 +156,13 @@ def run(
         ),
     ] = None,
     store: StoreOption = None,
+    max_parallel: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Independent branches (recommenders; fine-tunes + their evaluations) at once."
+        ),
+    ] = 1,
+    nproc_per_node: NprocOption = 1,
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is."""
     from flows.common import check_refresh
@@ -175,6 +191,8 @@ def run(
         zero_shot=zero_shot,
         refresh=refresh,
         store=str(store) if store else None,
+        max_parallel=max_parallel,
+        nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
     typer.echo(f"report: {result['report_path']}")
 
@@ -199,6 +217,12 @@ def finetune(
     settings: SetOption = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
+    nproc_per_node: NprocOption = 1,
+    nnodes: NnodesOption = 1,
+    node_rank: NodeRankOption = 0,
+    master_addr: MasterAddrOption = "127.0.0.1",
+    master_port: MasterPortOption = 0,
+    hostfile: HostfileOption = None,
 ) -> None:
     """Fine-tune the LLM with LoRA + projector under DeepSpeed ZeRO; a killed run resumes when rerun.
 
@@ -218,7 +242,8 @@ def finetune(
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
     config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
-    trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh)
+    resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port, hostfile)
+    trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)
     typer.echo(trained.path)
 
 

@@ -37,11 +37,15 @@ def evaluate_command(
     profile: Annotated[str, typer.Option(help="smoke, quick or paper: batch sizes, row limits.")] = "quick",
     store: StoreOption = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute even if cached.")] = False,
+    nproc_per_node: Annotated[
+        int, typer.Option(min=1, help="Processes the rows are sharded over (torchrun); the same metrics.")
+    ] = 1,
 ) -> None:
     """Evaluate a fine-tuned model (or the backbone zero-shot) on the frozen test candidates."""
     from artifacts import ArtifactStore
     from flows.profiles import pipeline_profile
     from stages.inputs import read_json
+    from stages.launch import Resources
     from stages.report.report import llara_row
     from tasks.evaluate import evaluate
 
@@ -63,5 +67,6 @@ def evaluate_command(
         sr = artifact_store.lookup(sr_id) if sr_id else None
         sr_model = sr.manifest["config"]["config"]["model"] if sr else "SR"
         config = replace(config, row=llara_row(sr_model, ft["schedule"]), seed=ft["seed"])
-    result = evaluate(prompt_set, config, artifact_store, trained, emb, refresh=refresh)
+    resources = Resources(nproc_per_node=nproc_per_node)  # rows sharded over processes; same artifact
+    result = evaluate(prompt_set, config, artifact_store, trained, emb, refresh=refresh, resources=resources)
     typer.echo(result.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from stages.evaluate import EvaluateConfig
+from stages.launch import Resources
 from stages.llm.finetune import FinetuneConfig
 from stages.llm.profiles import profile as finetune_profile
 from stages.llm.prompts import PromptsConfig
@@ -39,6 +40,8 @@ class PipelineProfile:
     """Evaluation modes run for every LLM row: scoring (ours) and/or generation (paper parity)."""
     pretrain_settings: dict[str, dict] = field(default_factory=dict)
     """One recommender's own ``PretrainConfig`` values over ``pretrain`` (model -> field -> value)."""
+    resources: Resources = field(default_factory=Resources)
+    """Where fine-tuning runs (processes per node...); CLI options and flow parameters override it."""
 
     def pretrain_for(self, model: str, seed: int, **overrides: object) -> PretrainConfig:
         """The recommender config of one (model, seed) row."""

@@ -7,20 +7,26 @@ hits, and ``refresh=["finetune"]`` recomputes just that stage (and whatever then
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 from prefect import flow, get_run_logger
 
 from artifacts import ArtifactStore
 from flows.choices import Profile, Recommender, Schedule, StageName
 from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
+from flows.parallel import run_branches
 from flows.profiles import pipeline_profile
+from stages.evaluate import EvaluateConfig
 from stages.inputs import read_json
+from stages.launch import Resources
+from stages.llm.config import FinetuneConfig
 from stages.preprocess import PrepareConfig
 from stages.report import ReportConfig
 from stages.report.report import SR_ROW_NAMES, llara_row
 from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
 from stages.seqrec.import_sr import ImportConfig
+from stages.seqrec.pretrain import PretrainConfig
 from stages.seqrec.text_embeddings import TextEmbeddingsConfig
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
@@ -42,6 +48,8 @@ def reproduce_flow(
     zero_shot: bool = True,
     refresh: list[StageName] | None = None,
     store: str | None = None,
+    max_parallel: int = 1,
+    nproc_per_node: int | None = None,
 ) -> dict:
     """Run the full pipeline; returns the ids of every artifact and the report's path.
 
@@ -65,8 +73,14 @@ def reproduce_flow(
         zero_shot: Also evaluate the backbone without fine-tuning.
         refresh: Stages to recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+        max_parallel: Independent branches (each recommender; each fine-tune with its evaluations)
+            run at once, each on its share of the GPUs or CPU cores. The artifacts are those of 1.
+        nproc_per_node: Processes per fine-tuning (torchrun; grad_accum is per process, so the
+            effective batch grows with it). Empty: the profile's.
     """
     log = get_run_logger()
+    if max_parallel < 1:
+        raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
     check_pickle_opt_in(allow_pickle)
     forced = check_refresh(refresh)
     sr_baselines = list(sr_baselines if sr_baselines is not None else ["gru4rec", "caser", "sasrec", "morec"])
@@ -99,13 +113,25 @@ def reproduce_flow(
     if "morec" in sr_models:
         text_config = TextEmbeddingsConfig()
         text_id = text_embeddings_task(data_id, text_config, store, refresh="text-embeddings" in forced)
-    for model in sr_models:
-        for seed in seeds:
-            config = plan.pretrain_for(model, seed)
-            model_id = pretrain_task(data_id, config, store, refresh="pretrain" in forced, text_id=text_id)
-            embeddings[(model, seed)] = embeddings_task(model_id, store, refresh="embeddings" in forced)
-            if model in sr_baselines:
-                results[f"{SR_ROW_NAMES[model]} seed={seed}"] = model_id
+    pairs = [(model, seed) for model in sr_models for seed in seeds]
+    pretrain_branches = [
+        (
+            f"pretrain {model} seed={seed}",
+            partial(
+                _pretrain,
+                data_id,
+                plan.pretrain_for(model, seed),
+                store,
+                ("pretrain" in forced, "embeddings" in forced),
+                text_id,
+            ),
+        )
+        for model, seed in pairs
+    ]
+    for (model, seed), ids in zip(pairs, run_branches(pretrain_branches, max_parallel), strict=True):
+        embeddings[(model, seed)] = ids["embeddings"]
+        if model in sr_baselines:
+            results[f"{SR_ROW_NAMES[model]} seed={seed}"] = ids["model"]
 
     if "sasrec" in checkpoints:
         config = ImportConfig(file=checkpoints["sasrec"], allow_pickle=allow_pickle)
@@ -128,18 +154,27 @@ def reproduce_flow(
     # (and ``text`` the TALLRec row) on the first recommender only, as in the paper.
     runs = [(sr, schedules[0]) for sr in llara_sr_models]
     runs += [(llara_sr_models[0], s) for s in dict.fromkeys(schedules[1:]) if s != schedules[0]]
+    nproc = nproc_per_node or plan.resources.nproc_per_node
+    finetune_resources = replace(plan.resources, nproc_per_node=nproc)
+    branches = []
     for sr_model, schedule in runs:
         row = llara_row(sr_model, schedule)
         for seed in seeds:
-            config = replace(plan.finetune, schedule=schedule, seed=seed)
-            emb_id = embeddings[(sr_model, seed)]
-            model_id = finetune_task(prompts_id, emb_id, config, store, refresh="finetune" in forced)
-            results[f"{row} seed={seed} train"] = model_id
-            for mode in plan.eval_modes:
-                eval_config = replace(plan.evaluate, mode=mode, row=row, seed=seed)
-                results[f"{row} seed={seed} {mode}"] = evaluate_task(
-                    prompts_id, eval_config, model_id, emb_id, store, refresh=evaluate_refresh
-                )
+            branch = _LlaraBranch(
+                prompts_id,
+                embeddings[(sr_model, seed)],
+                replace(plan.finetune, schedule=schedule, seed=seed),
+                [replace(plan.evaluate, mode=mode, row=row, seed=seed) for mode in plan.eval_modes],
+                store,
+                "finetune" in forced,
+                evaluate_refresh,
+                finetune_resources,
+            )
+            branches.append((f"{row} seed={seed}", branch))
+    for (name, _), ids in zip(branches, run_branches(branches, max_parallel), strict=True):
+        results[f"{name} train"] = ids["model"]
+        for mode, eval_id in zip(plan.eval_modes, ids["evaluations"], strict=True):
+            results[f"{name} {mode}"] = eval_id
 
     report_config = ReportConfig(dataset=dataset["name"], backbone=plan.finetune.backbone)
     report_id = report_task(results, report_config, store, refresh="report" in forced)
@@ -153,3 +188,44 @@ def reproduce_flow(
         "report": report_id,
         "report_path": str(report.path / "report.md"),
     }
+
+
+def _pretrain(
+    data_id: str,
+    config: PretrainConfig,
+    store: str | None,
+    refresh: tuple[bool, bool],
+    text_id: str | None,
+    slot: Resources | None,
+) -> dict[str, str]:
+    """One recommender's ``pretrain`` and ``embeddings`` stages, on a device slot (None: here)."""
+    model_id = pretrain_task(data_id, config, store, refresh=refresh[0], text_id=text_id, resources=slot)
+    embeddings_id = embeddings_task(model_id, store, refresh=refresh[1], resources=slot)
+    return {"model": model_id, "embeddings": embeddings_id}
+
+
+@dataclass(frozen=True)
+class _LlaraBranch:
+    """One LLaRA row's fine-tune and its evaluations, on a device slot (None: in this process)."""
+
+    prompts_id: str
+    embeddings_id: str
+    finetune: FinetuneConfig
+    evaluations: list[EvaluateConfig]
+    store: str | None
+    refresh_finetune: bool
+    refresh_evaluate: bool
+    resources: Resources
+
+    def __call__(self, slot: Resources | None) -> dict:
+        ft = self.resources if slot is None else replace(slot, nproc_per_node=self.resources.nproc_per_node)
+        model_id = finetune_task(
+            self.prompts_id, self.embeddings_id, self.finetune, self.store, self.refresh_finetune, ft
+        )
+        evaluations = [
+            evaluate_task(
+                self.prompts_id, c, model_id, self.embeddings_id, self.store, self.refresh_evaluate, slot
+            )
+            for c in self.evaluations
+        ]
+        return {"model": model_id, "evaluations": evaluations}

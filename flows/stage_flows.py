@@ -186,6 +186,11 @@ def finetune_flow(
     settings: list[str] | None = None,
     refresh: bool = False,
     store: str | None = None,
+    nproc_per_node: int = 1,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str = "127.0.0.1",
+    master_port: int = 0,
 ) -> str:
     """Fine-tune the LLM (LoRA + projector) on a prompts artifact with an item-embedding artifact.
 
@@ -199,6 +204,11 @@ def finetune_flow(
         settings: FIELD=VALUE overrides of FinetuneConfig (e.g. max_steps=100).
         refresh: Recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
+        nproc_per_node: Processes on this node (torchrun; one per GPU). grad_accum is per process.
+        nnodes: Machines in the run; each runs this flow with its own node_rank.
+        node_rank: This machine's index; node 0 publishes the artifact.
+        master_addr: Host of node 0, reachable from every node.
+        master_port: Rendezvous port on node 0 (0: a free one; one node only).
     """
     artifact_store = ArtifactStore(store)
     prompt_set = resolve(artifact_store, prompts_stage.NAME, prompts)
@@ -206,7 +216,15 @@ def finetune_flow(
     domain = _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"])
     plan = pipeline_profile(profile, domain, backbone)
     config = apply_settings(replace(plan.finetune, schedule=schedule, seed=seed), settings or [])
-    return finetune_task(prompt_set.id, emb.id, config, store, refresh=refresh)
+    resources = replace(
+        plan.resources,
+        nproc_per_node=nproc_per_node,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        master_addr=master_addr,
+        master_port=master_port,
+    )
+    return finetune_task(prompt_set.id, emb.id, config, store, refresh=refresh, resources=resources)
 
 
 @flow(name=evaluate_stage.NAME)

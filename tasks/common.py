@@ -50,6 +50,7 @@ def run_stage(
     refresh: bool = False,
     key_extra: dict[str, Any] | None = None,
     resumable: bool = False,
+    run: Any = None,
 ) -> tuple[Artifact, bool]:
     """Build (or reuse) the artifact of ``module.run(config, inputs)``; returns (artifact, cache_hit).
 
@@ -58,6 +59,8 @@ def run_stage(
     yields a new id. ``key_extra`` adds facts the config does not capture
     (such as the fingerprint of raw files outside the store). A ``resumable`` stage gets a
     ``checkpoint_dir`` that survives a killed run, so rerunning the same stage resumes it.
+    ``run`` replaces ``module.run`` (same signature), e.g. to run it in child processes
+    (``tasks.launched``); the id stays the module's.
     """
     key = {"config": identity_of(config), **(key_extra or {})}
     code = stage_code_version(module)
@@ -71,7 +74,7 @@ def run_stage(
         key,
         inputs=inputs,
         code=code,
-        produce=lambda out: _scoped(module.run, config, paths, out, **extra),
+        produce=lambda out: _scoped(run or module.run, config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
         resumable=resumable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from prefect import task
@@ -10,7 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from artifacts import Artifact, ArtifactStore
 from stages import evaluate as evaluate_stage
 from stages import report as report_stage
-from tasks.common import open_store, run_stage
+from stages.launch import Resources
+from tasks.common import open_store, run_stage, stage_logger
 
 
 def evaluate(
@@ -20,14 +22,23 @@ def evaluate(
     model: Artifact | None = None,
     embeddings: Artifact | None = None,
     refresh: bool = False,
+    resources: Resources | None = None,
 ) -> Artifact:
-    """Evaluate a fine-tuned model, or the backbone zero-shot when ``model`` is None."""
+    """Evaluate a fine-tuned model, or the backbone zero-shot when ``model`` is None.
+
+    ``resources``: the rows sharded over child processes (``stages.evaluate.shard``); same artifact.
+    """
     inputs = {"prompts": prompt_set}
     if model is not None:
         inputs["model"] = model
     if embeddings is not None:
         inputs["embeddings"] = embeddings
-    artifact, _ = run_stage(evaluate_stage, config, inputs, store, refresh=refresh)
+    run = None
+    if resources is not None and resources.in_child:
+        from stages.evaluate.shard import run_sharded
+
+        run = partial(run_sharded, resources=resources, logger=stage_logger())
+    artifact, _ = run_stage(evaluate_stage, config, inputs, store, refresh=refresh, run=run)
     return artifact
 
 
@@ -50,11 +61,12 @@ def evaluate_task(
     embeddings_id: str | None = None,
     store_root: str | Path | None = None,
     refresh: bool = False,
+    resources: Resources | None = None,
 ) -> str:
     store = open_store(store_root)
     model = store.get(model_id) if model_id else None
     embeddings = store.get(embeddings_id) if embeddings_id else None
-    return evaluate(store.get(prompts_id), config, store, model, embeddings, refresh).id
+    return evaluate(store.get(prompts_id), config, store, model, embeddings, refresh, resources).id
 
 
 @task(name=report_stage.NAME, cache_policy=NO_CACHE)

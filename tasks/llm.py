@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
+from stages.launch import Resources
 from stages.llm import finetune as finetune_stage
 from stages.llm import prompts
 from tasks.common import open_store, run_stage
@@ -26,9 +27,18 @@ def finetune(
     config: finetune_stage.FinetuneConfig,
     store: ArtifactStore,
     refresh: bool = False,
+    resources: Resources | None = None,
 ) -> Artifact:
-    """Fine-tune (resuming a killed run of the same id from its last checkpoint)."""
+    """Fine-tune (resuming a killed run of the same id from its last checkpoint).
+
+    ``resources`` (several processes or nodes, a device slot) run it in child processes under
+    torchrun (``tasks.launched``); the id is that of the one-process run with the same effective batch.
+    """
     inputs = {"prompts": prompt_set, "embeddings": embeddings}
+    if resources is not None and resources.in_child:
+        from tasks.launched import finetune_launched
+
+        return finetune_launched(inputs, config, store, resources, refresh)
     artifact, _ = run_stage(finetune_stage, config, inputs, store, refresh=refresh, resumable=True)
     return artifact
 
@@ -52,6 +62,7 @@ def finetune_task(
     config: finetune_stage.FinetuneConfig,
     store_root: str | Path | None = None,
     refresh: bool = False,
+    resources: Resources | None = None,
 ) -> str:
     store = open_store(store_root)
-    return finetune(store.get(prompts_id), store.get(embeddings_id), config, store, refresh).id
+    return finetune(store.get(prompts_id), store.get(embeddings_id), config, store, refresh, resources).id

@@ -10,8 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
 from stages.files import sha256_file
+from stages.launch import Resources
 from stages.seqrec import embeddings, import_sr, pretrain, text_embeddings
 from tasks.common import open_store, run_stage
+from tasks.launched import in_child
 
 
 def make_text_embeddings(
@@ -19,8 +21,10 @@ def make_text_embeddings(
     config: text_embeddings.TextEmbeddingsConfig,
     store: ArtifactStore,
     refresh: bool = False,
+    resources: Resources | None = None,
 ) -> Artifact:
-    artifact, _ = run_stage(text_embeddings, config, {"data": data}, store, refresh=refresh)
+    run = in_child(text_embeddings.run, resources)
+    artifact, _ = run_stage(text_embeddings, config, {"data": data}, store, refresh=refresh, run=run)
     return artifact
 
 
@@ -30,12 +34,17 @@ def train(
     store: ArtifactStore,
     refresh: bool = False,
     text: Artifact | None = None,
+    resources: Resources | None = None,
 ) -> Artifact:
-    """Pretrain one recommender; MoRec reads ``text`` (computed here with the defaults if None)."""
+    """Pretrain one recommender; MoRec reads ``text`` (computed here with the defaults if None).
+
+    ``resources`` (a device slot of a parallel run) run the stage in a child process there."""
     inputs = {"data": data}
     if config.model == "morec":
-        inputs["text"] = text or make_text_embeddings(data, text_embeddings.TextEmbeddingsConfig(), store)
-    artifact, _ = run_stage(pretrain, config, inputs, store, refresh=refresh)
+        default = text_embeddings.TextEmbeddingsConfig()
+        inputs["text"] = text or make_text_embeddings(data, default, store, resources=resources)
+    run = in_child(pretrain.run, resources)
+    artifact, _ = run_stage(pretrain, config, inputs, store, refresh=refresh, run=run)
     return artifact
 
 
@@ -50,10 +59,13 @@ def import_checkpoint(
     return artifact
 
 
-def export_embeddings(model: Artifact, store: ArtifactStore, refresh: bool = False) -> Artifact:
+def export_embeddings(
+    model: Artifact, store: ArtifactStore, refresh: bool = False, resources: Resources | None = None
+) -> Artifact:
     """The item-embedding table of a ``pretrain`` or ``import-sr`` artifact."""
     config = embeddings.EmbeddingsConfig()
-    artifact, _ = run_stage(embeddings, config, {"model": model}, store, refresh=refresh)
+    run = in_child(embeddings.run, resources)
+    artifact, _ = run_stage(embeddings, config, {"model": model}, store, refresh=refresh, run=run)
     return artifact
 
 
@@ -96,11 +108,12 @@ def pretrain_task(
     store_root: str | Path | None = None,
     refresh: bool = False,
     text_id: str | None = None,
+    resources: Resources | None = None,
 ) -> str:
     """Returns the pretrain artifact id; ``text_id`` is MoRec's text-embeddings artifact."""
     store = open_store(store_root)
     text = store.get(text_id) if text_id else None
-    return train(store.get(data_id), config, store, refresh=refresh, text=text).id
+    return train(store.get(data_id), config, store, refresh=refresh, text=text, resources=resources).id
 
 
 @task(name=import_sr.NAME, cache_policy=NO_CACHE, task_run_name="import-sr {config.file}", retries=0)
@@ -112,7 +125,12 @@ def import_sr_task(
 
 
 @task(name=embeddings.NAME, cache_policy=NO_CACHE, retries=0)
-def embeddings_task(model_id: str, store_root: str | Path | None = None, refresh: bool = False) -> str:
+def embeddings_task(
+    model_id: str,
+    store_root: str | Path | None = None,
+    refresh: bool = False,
+    resources: Resources | None = None,
+) -> str:
     """Returns the embeddings artifact id of a pretrain or import-sr artifact."""
     store = open_store(store_root)
-    return export_embeddings(store.get(model_id), store, refresh=refresh).id
+    return export_embeddings(store.get(model_id), store, refresh=refresh, resources=resources).id

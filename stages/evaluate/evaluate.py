@@ -21,7 +21,7 @@ directly with any model.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -313,8 +313,13 @@ def _base_columns(rows: Sequence[EvalRow]) -> dict[str, list]:
     }
 
 
-def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
-    """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``."""
+def run(
+    config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path, evaluate_groups: Callable | None = None
+) -> dict:
+    """Evaluate on ``inputs["prompts"]``; write predictions and metrics into ``out_dir``.
+
+    ``evaluate_groups`` replaces ``_evaluate_local`` (``stages.evaluate.shard``: on several processes).
+    """
     from stages.llm.inputs import read_prompts_info  # stages.llm loads transformers: only when run
 
     prompts_dir = Path(inputs["prompts"])
@@ -330,7 +335,7 @@ def run(config: EvaluateConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         outputs = _evaluate_endpoint(config, groups)
         mode, backbone = "endpoint", config.endpoint_model or "endpoint"
     else:
-        outputs = _evaluate_local(config, inputs, prompt_mode, groups)
+        outputs = (evaluate_groups or _evaluate_local)(config, inputs, prompt_mode, groups)
         mode, backbone = config.mode, config.backbone
     predictions = pa.concat_tables([o.predictions for o in outputs])
     n = predictions.num_rows

@@ -227,3 +227,26 @@ def test_worker_survives_a_server_restart(served):
     served["server"] = start_server(served["config"], served["env"])
     state = api.wait(run)
     assert state["type"] == "COMPLETED", state
+
+
+def test_deployment_runs_branches_in_parallel_with_two_process_finetunes(served):
+    """``max_parallel`` and ``nproc_per_node`` from a deployment run: both fine-tunes run on 2
+    processes (torchrun) at the same time, and every rank's output reaches the run's log."""
+    api, store = served["api"], served["root"] / "store-parallel"
+    source = tiny_movielens(served["root"] / "raw-parallel")
+    reproduce = api.deployment("reproduce", "llara-reproduce")
+    parameters = smoke_parameters(
+        source,
+        store,
+        llara_sr_models=["sasrec", "gru4rec"],
+        zero_shot=False,
+        max_parallel=2,
+        nproc_per_node=2,
+    )
+    run = api.trigger(reproduce["id"], parameters)
+    state = api.wait(run)
+    assert state["type"] == "COMPLETED", (state, api.logs(run)[-3000:])
+    logs = api.logs(run)
+    assert "[default0]:step 0 " in logs and "[default1]:" in logs
+    finetunes = [a for a in ArtifactStore(store) if a.stage == "finetune"]
+    assert len(finetunes) == 2 and all(a.manifest["world_size"] == 2 for a in finetunes)
