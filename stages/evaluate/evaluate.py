@@ -150,6 +150,16 @@ class EvalOutput:
     metrics: dict
 
 
+def scoring_config(config: EvaluateConfig) -> ScoringConfig:
+    """How the scoring mode of ``config`` scores candidates."""
+    return ScoringConfig(
+        method=config.scoring_method,
+        max_tokens_per_forward=config.max_tokens_per_forward,
+        prompt_batch_size=max(1, config.batch_size // 2),
+        continuation_batch_size=config.continuation_batch_size,
+    )
+
+
 def evaluate_rows(
     model, tokenizer, rows: Sequence[EvalRow], embed_fn: EmbedFn | None, config: EvaluateConfig
 ) -> EvalOutput:
@@ -162,13 +172,7 @@ def evaluate_rows(
         result = evaluate_generation(model, tokenizer, rows, embed_fn, gen_config, config.seed)
         return EvalOutput(_generation_table(base, result), result.metrics)
     if config.mode == "scoring":
-        scoring_config = ScoringConfig(
-            method=config.scoring_method,
-            max_tokens_per_forward=config.max_tokens_per_forward,
-            prompt_batch_size=max(1, config.batch_size // 2),
-            continuation_batch_size=config.continuation_batch_size,
-        )
-        scored = evaluate_scoring(model, tokenizer, rows, embed_fn, scoring_config, config.seed)
+        scored = evaluate_scoring(model, tokenizer, rows, embed_fn, scoring_config(config), config.seed)
         table = dict(base)
         table.update(
             output=[None] * len(rows),

@@ -1,8 +1,9 @@
 """The evaluate stage on several processes: rows sharded by batch, merged into the one-process result.
 
-Each rank forms the batches one process would (``batches_by_length`` with the mode's prompt batch
-size) and takes every ``world``-th of them, so every prompt is scored or generated in exactly the
-batch, with exactly the padding, it has in a one-process run. The parent merges the ranks'
+Each rank forms the forwards one process would (the masked scorer's token-bounded groups, else
+``batches_by_length`` with the mode's prompt batch size), takes every ``world``-th of them and
+evaluates each on its own, so every prompt is scored or generated in exactly the forward, with
+exactly the padding, it has in a one-process run. The parent merges the ranks'
 predictions back into row order and computes the metrics from the merged per-row outcomes with the
 evaluators' own functions: the same predictions and the same metrics as one process.
 """
@@ -19,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.evaluate import stage
+from stages.evaluate import evaluate as stage
 from stages.evaluate.rows import EvalRow, batches_by_length, generation_metrics
+from stages.evaluate.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
 from stages.launch import Resources, launch
 from stages.metrics import bootstrap, ranking_report
 from stages.process import available_cores
@@ -33,12 +35,22 @@ def prompt_batch_size(config: stage.EvaluateConfig) -> int:
     return max(1, config.batch_size // 2) if config.mode == "scoring" else config.batch_size
 
 
-def rank_positions(tokenizer, rows: list[EvalRow], batch: int, rank: int, world: int) -> list[int]:
-    """Row indices of ``rank``'s batches: every ``world``-th of one process's length-sorted batches.
-
-    They are in length order, so the rank's own ``batches_by_length`` re-forms the same batches.
-    """
-    return [i for b in batches_by_length(tokenizer, rows, batch)[rank::world] for i in b]
+def work_units(tokenizer, rows: list[EvalRow], config: stage.EvaluateConfig) -> list[list[int]]:
+    """Row indices of every forward one process runs over ``rows``, in its order: a rank's unit."""
+    if config.mode == "scoring" and config.scoring_method == "masked":
+        scoring = stage.scoring_config(config)
+        prompts = prompt_token_ids(tokenizer, rows, scoring.add_special_tokens)
+        answers = [candidate_answer_ids(tokenizer, r, scoring.add_special_tokens) for r in rows]
+        groups = masked_groups([len(p) for p in prompts], answers, scoring.max_tokens_per_forward)
+        units: list[list[int]] = []
+        for group in groups:
+            members = list(dict.fromkeys(r for r, _ in group))
+            if units and members[0] in units[-1]:  # a row too long for one forward spans groups
+                units[-1].extend(r for r in members if r not in units[-1])
+            else:
+                units.append(members)
+        return units
+    return batches_by_length(tokenizer, rows, prompt_batch_size(config))
 
 
 def run_rank(
@@ -59,9 +71,15 @@ def run_rank(
         config = replace(config, threads=max(1, available_cores() // ranks_here))
     model, tokenizer, embed = stage._load(config, inputs, prompt_mode)
     for g, rows in enumerate(groups):
-        mine = rank_positions(tokenizer, rows, prompt_batch_size(config), rank, world)
-        table = stage.evaluate_rows(model, tokenizer, [rows[i] for i in mine], embed, config).predictions
-        table = table.append_column(POSITION, pa.array(mine, type=pa.int64()))
+        units = work_units(tokenizer, rows, config)[rank::world]
+        tables = [
+            stage.evaluate_rows(model, tokenizer, [rows[i] for i in unit], embed, config).predictions
+            for unit in units
+        ]
+        if not tables:  # more ranks than forwards: this rank has nothing of this group
+            continue
+        mine = [i for unit in units for i in unit]
+        table = pa.concat_tables(tables).append_column(POSITION, pa.array(mine, type=pa.int64()))
         pq.write_table(table, Path(out_dir) / f"group{g}-rank{rank}.parquet")
     return {}
 

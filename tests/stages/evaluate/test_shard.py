@@ -1,4 +1,4 @@
-"""``stages.evaluate.shard.rank_positions``: each rank re-forms exactly one process's batches."""
+"""``stages.evaluate.shard.work_units``: a rank evaluates whole forwards of the one-process run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import random
 
 import pytest
 
+from stages.evaluate.evaluate import EvaluateConfig, scoring_config
 from stages.evaluate.rows import EvalRow, batches_by_length
-from stages.evaluate.shard import rank_positions
+from stages.evaluate.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
+from stages.evaluate.shard import work_units
+from tests.stages.evaluate.conftest import make_rows
 
 
 def _rows(n: int, seed: int = 0) -> list[EvalRow]:
@@ -18,14 +21,29 @@ def _rows(n: int, seed: int = 0) -> list[EvalRow]:
     ]
 
 
-@pytest.mark.parametrize(("n", "batch", "world"), [(17, 4, 2), (8, 4, 3), (5, 2, 2), (3, 4, 2), (12, 1, 4)])
-def test_ranks_take_whole_batches_of_one_process(n: int, batch: int, world: int) -> None:
+@pytest.mark.parametrize(("n", "batch"), [(17, 4), (8, 4), (5, 2), (3, 4), (12, 1)])
+def test_generation_units_are_the_one_process_batches(n: int, batch: int) -> None:
     rows = _rows(n)
-    one = [sorted(b) for b in batches_by_length(None, rows, batch)]
-    seen: list[int] = []
-    for rank in range(world):
-        mine = rank_positions(None, rows, batch, rank, world)
-        seen += mine
-        again = batches_by_length(None, [rows[i] for i in mine], batch)  # what the rank's evaluator forms
-        assert [sorted(mine[j] for j in b) for b in again] == one[rank::world]
-    assert sorted(seen) == list(range(n))
+    config = EvaluateConfig(mode="generation", batch_size=batch)
+    units = work_units(None, rows, config)
+    assert units == batches_by_length(None, rows, batch)
+    for unit in units:  # evaluated alone, a unit is one batch again
+        assert len(batches_by_length(None, [rows[i] for i in unit], batch)) == 1
+
+
+@pytest.mark.parametrize("budget", [400, 1500, 8192])
+def test_masked_scoring_units_are_the_one_process_forwards(tokenizer, budget: int) -> None:
+    rows = make_rows(9)
+    config = EvaluateConfig(mode="scoring", max_tokens_per_forward=budget)
+    units = work_units(tokenizer, rows, config)
+    assert sorted(i for unit in units for i in unit) == list(range(len(rows)))
+    scoring = scoring_config(config)
+    prompts = prompt_token_ids(tokenizer, rows, scoring.add_special_tokens)
+    answers = [candidate_answer_ids(tokenizer, r) for r in rows]
+    one = masked_groups([len(p) for p in prompts], answers, budget)
+    for unit in units:  # alone, a unit packs into the same forwards as in one process
+        alone = masked_groups([len(prompts[i]) for i in unit], [answers[i] for i in unit], budget)
+        expected = [g for g in one if g[0][0] in unit]
+        assert [[(unit[r], c) for r, c in g] for g in alone] == expected
+    if budget == 400:  # rows too long for one forward: their groups make one unit
+        assert len(one) > len(units) > 1
