@@ -6,15 +6,26 @@ so an unchanged stage is a cache hit and never runs twice.
 """
 
 from artifacts.identity import artifact_id, canonical_json, code_version, stage_code_version
-from artifacts.store import Artifact, ArtifactError, ArtifactStore, default_store_root
+from artifacts.store import (
+    Artifact,
+    ArtifactError,
+    ArtifactStore,
+    NotCached,
+    cached_only,
+    default_store_root,
+    in_cached_only,
+)
 
 __all__ = [
     "Artifact",
     "ArtifactError",
     "ArtifactStore",
+    "NotCached",
     "artifact_id",
+    "cached_only",
     "canonical_json",
     "code_version",
     "default_store_root",
+    "in_cached_only",
     "stage_code_version",
 ]

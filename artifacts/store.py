@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -45,6 +46,31 @@ class ArtifactError(Exception):
     """An artifact is missing, incomplete or does not match its manifest."""
 
 
+class NotCached(Exception):
+    """Under ``cached_only``: a stage would have to run (its artifact is not in the store)."""
+
+
+_CACHED_ONLY: ContextVar[bool] = ContextVar("llara_cached_only", default=False)
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    """Within this block ``ArtifactStore.build`` returns cache hits and raises ``NotCached`` otherwise.
+
+    What makes a fully cached ``llara run`` a few lookups: the flow's own code walks the DAG with
+    nothing computed (``flows.reproduce.reproduce_cached``).
+    """
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
+
+
+def in_cached_only() -> bool:
+    return _CACHED_ONLY.get()
+
+
 def default_store_root() -> Path:
     return Path(os.environ.get(STORE_ENV, ".llara/store"))
 
@@ -63,8 +89,6 @@ class Artifact:
         if name not in self.manifest["files"]:
             raise ArtifactError(f"{self.path}: artifact {self.id} ({self.stage}) has no file {name!r}")
         return self.path / name
-
-
 
 
 def _signature(path: Path) -> list[int]:

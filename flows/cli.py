@@ -164,9 +164,12 @@ def run(
     ] = 1,
     nproc_per_node: NprocOption = 1,
 ) -> None:
-    """Run the full pipeline locally (no server needed) and print where the report is."""
+    """Run the full pipeline locally (no server needed) and print where the report is.
+
+    When every stage is already in the store, it prints the report without starting a flow run.
+    """
     from flows.common import check_refresh
-    from flows.reproduce import reproduce_flow
+    from flows.reproduce import reproduce_cached, reproduce_flow
 
     try:
         check_refresh(refresh)  # here, to name the new stage name of an old one
@@ -178,7 +181,7 @@ def run(
         if not sep or name != "sasrec" or not file:
             raise typer.BadParameter(f"{text!r}: expected sasrec=FILE", param_hint="--sr-checkpoint")
         checkpoints[name] = str(Path(file).resolve())
-    result = reproduce_flow(
+    parameters = dict(
         source=source,
         allow_pickle=allow_pickle,
         profile=profile,
@@ -194,6 +197,11 @@ def run(
         max_parallel=max_parallel,
         nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
+    result = reproduce_cached(**parameters)
+    if result is not None:
+        typer.echo(f"every stage is cached ({len(result['results'])} result rows): no flow run was needed")
+    else:
+        result = reproduce_flow(**parameters)
     typer.echo(f"report: {result['report_path']}")
 
 

@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from artifacts import in_cached_only
 from stages.launch import Resources
 
 Branch = Callable[[Resources | None], Any]
@@ -77,7 +78,7 @@ def branch_task(name: str, steps: Branch, slots: Slots) -> Any:
 
 def run_branches(branches: list[tuple[str, Branch]], max_parallel: int) -> list[Any]:
     """Each branch's result, in order; up to ``max_parallel`` at once (1: one after another, here)."""
-    if max_parallel <= 1 or len(branches) <= 1:
+    if max_parallel <= 1 or len(branches) <= 1 or in_cached_only():
         return [steps(None) for _, steps in branches]
     slots = Slots(device_slots(max_parallel))
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:

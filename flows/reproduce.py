@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow
 
-from artifacts import ArtifactStore
+from artifacts import ArtifactStore, NotCached, cached_only, in_cached_only
 from flows.choices import Profile, Recommender, Schedule, StageName
 from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
 from flows.parallel import run_branches
@@ -28,6 +29,7 @@ from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
 from stages.seqrec.import_sr import ImportConfig
 from stages.seqrec.pretrain import PretrainConfig
 from stages.seqrec.text_embeddings import TextEmbeddingsConfig
+from tasks.common import stage_logger
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
 from tasks.prepare import prepare_task
@@ -78,7 +80,7 @@ def reproduce_flow(
         nproc_per_node: Processes per fine-tuning (torchrun; grad_accum is per process, so the
             effective batch grows with it). Empty: the profile's.
     """
-    log = get_run_logger()
+    log = stage_logger()
     if max_parallel < 1:
         raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
     check_pickle_opt_in(allow_pickle)
@@ -92,8 +94,11 @@ def reproduce_flow(
     if set(checkpoints) - {"sasrec"}:
         raise ValueError(f"sr_checkpoints: only sasrec checkpoints are released, got {sorted(checkpoints)}")
 
-    data_id = prepare_task(
-        PrepareConfig(source=source, allow_pickle=allow_pickle), store, refresh="prepare" in forced
+    data_id = _call(
+        prepare_task,
+        PrepareConfig(source=source, allow_pickle=allow_pickle),
+        store,
+        refresh="prepare" in forced,
     )
     dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
     plan = pipeline_profile(profile, dataset["domain"], backbone)
@@ -112,7 +117,9 @@ def reproduce_flow(
     text_id = None
     if "morec" in sr_models:
         text_config = TextEmbeddingsConfig()
-        text_id = text_embeddings_task(data_id, text_config, store, refresh="text-embeddings" in forced)
+        text_id = _call(
+            text_embeddings_task, data_id, text_config, store, refresh="text-embeddings" in forced
+        )
     pairs = [(model, seed) for model in sr_models for seed in seeds]
     pretrain_branches = [
         (
@@ -135,19 +142,19 @@ def reproduce_flow(
 
     if "sasrec" in checkpoints:
         config = ImportConfig(file=checkpoints["sasrec"], allow_pickle=allow_pickle)
-        imported_id = import_sr_task(data_id, config, store, refresh="import-sr" in forced)
+        imported_id = _call(import_sr_task, data_id, config, store, refresh="import-sr" in forced)
         results[SR_ROW_NAMES[IMPORTED_MODEL]] = imported_id
-        imported_emb = embeddings_task(imported_id, store, refresh="embeddings" in forced)
+        imported_emb = _call(embeddings_task, imported_id, store, refresh="embeddings" in forced)
         embeddings.update({(IMPORTED_MODEL, seed): imported_emb for seed in seeds})
         llara_sr_models.append(IMPORTED_MODEL)
 
-    prompts_id = prompts_task(data_id, plan.prompts, store, refresh="prompts" in forced)
+    prompts_id = _call(prompts_task, data_id, plan.prompts, store, refresh="prompts" in forced)
     evaluate_refresh = "evaluate" in forced
     if zero_shot:
         for mode in plan.eval_modes:
             config = replace(plan.evaluate, mode=mode, row="zero-shot")
-            results[f"zero-shot {mode}"] = evaluate_task(
-                prompts_id, config, store_root=store, refresh=evaluate_refresh
+            results[f"zero-shot {mode}"] = _call(
+                evaluate_task, prompts_id, config, store_root=store, refresh=evaluate_refresh
             )
 
     # The first schedule makes the LLaRA(SR) row of every recommender; the others are ablations
@@ -177,9 +184,10 @@ def reproduce_flow(
             results[f"{name} {mode}"] = eval_id
 
     report_config = ReportConfig(dataset=dataset["name"], backbone=plan.finetune.backbone)
-    report_id = report_task(results, report_config, store, refresh="report" in forced)
+    report_id = _call(report_task, results, report_config, store, refresh="report" in forced)
     report = artifact_store.get(report_id)
-    publish_report_to_ui(report)
+    if not in_cached_only():
+        publish_report_to_ui(report)
     log.info("report: %s", report.path / "report.md")
     return {
         "data": data_id,
@@ -188,6 +196,27 @@ def reproduce_flow(
         "report": report_id,
         "report_path": str(report.path / "report.md"),
     }
+
+
+def _call(task: Task, *args: Any, **kwargs: Any) -> Any:
+    """A task of the flow: a Prefect task run, or its plain function under ``cached_only``."""
+    return task.fn(*args, **kwargs) if in_cached_only() else task(*args, **kwargs)
+
+
+def reproduce_cached(**parameters: Any) -> dict | None:
+    """``reproduce_flow``'s result when every artifact it needs is in the store, else None.
+
+    The flow's own code runs outside Prefect with the store in ``cached_only`` mode: the first
+    stage that would have to compute ends it (``NotCached``), so nothing is written and the same
+    DAG decides what "fully cached" means. A run that needs no stage then takes no Prefect server.
+    """
+    if parameters.get("refresh"):
+        return None
+    try:
+        with cached_only():
+            return reproduce_flow.fn(**parameters)
+    except NotCached:
+        return None
 
 
 def _pretrain(
@@ -199,8 +228,10 @@ def _pretrain(
     slot: Resources | None,
 ) -> dict[str, str]:
     """One recommender's ``pretrain`` and ``embeddings`` stages, on a device slot (None: here)."""
-    model_id = pretrain_task(data_id, config, store, refresh=refresh[0], text_id=text_id, resources=slot)
-    embeddings_id = embeddings_task(model_id, store, refresh=refresh[1], resources=slot)
+    model_id = _call(
+        pretrain_task, data_id, config, store, refresh=refresh[0], text_id=text_id, resources=slot
+    )
+    embeddings_id = _call(embeddings_task, model_id, store, refresh=refresh[1], resources=slot)
     return {"model": model_id, "embeddings": embeddings_id}
 
 
@@ -219,12 +250,25 @@ class _LlaraBranch:
 
     def __call__(self, slot: Resources | None) -> dict:
         ft = self.resources if slot is None else replace(slot, nproc_per_node=self.resources.nproc_per_node)
-        model_id = finetune_task(
-            self.prompts_id, self.embeddings_id, self.finetune, self.store, self.refresh_finetune, ft
+        model_id = _call(
+            finetune_task,
+            self.prompts_id,
+            self.embeddings_id,
+            self.finetune,
+            self.store,
+            self.refresh_finetune,
+            ft,
         )
         evaluations = [
-            evaluate_task(
-                self.prompts_id, c, model_id, self.embeddings_id, self.store, self.refresh_evaluate, slot
+            _call(
+                evaluate_task,
+                self.prompts_id,
+                c,
+                model_id,
+                self.embeddings_id,
+                self.store,
+                self.refresh_evaluate,
+                slot,
             )
             for c in self.evaluations
         ]

@@ -39,3 +39,23 @@ def test_reproduce_with_a_released_checkpoint(prefect_harness, tmp_path: Path) -
     rows = [line.split() for line in listing.splitlines()[1:]]
     assert {row[1] for row in rows} == stage_names, listing
     assert "old stage name" not in listing and "unknown stage" not in listing
+
+    # A second run needs no stage: the flow's own code walks the DAG in the store's cached-only
+    # mode and returns the same result without a Prefect run; with one artifact gone it declines
+    # (None, so the CLI runs the flow) and writes nothing.
+    import shutil
+
+    from flows.reproduce import reproduce_cached
+
+    parameters = dict(
+        source=source, allow_pickle=True, profile="smoke", sr_baselines=["morec"], llara_sr_models=[],
+        sr_checkpoints={"sasrec": str(tmp_path / "movielens.pt")}, zero_shot=False, store=str(tmp_path / "s"),
+    )
+    listed = lambda: sorted(p.name for p in (tmp_path / "s" / "objects").iterdir())  # noqa: E731
+    objects = listed()
+    assert reproduce_cached(**parameters) == out
+    assert reproduce_cached(**parameters, refresh=["report"]) is None  # a refresh always runs the flow
+    shutil.rmtree(Path(out["report_path"]).parent)
+    assert reproduce_cached(**parameters) is None
+    assert listed() == [o for o in objects if o != out["report"]]
+    assert not any((tmp_path / "s" / "tmp").glob("*"))
