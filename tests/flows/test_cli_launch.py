@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,7 +127,10 @@ def test_a_killed_rank_fails_the_stage_in_one_line_and_a_rerun_resumes(
     assert not list((store / "objects").glob(f"{one_process.name}*"))  # nothing half-published
     result = llara(*args, store=store, cache=backbone_cache)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resumed from step-0000002" in result.stderr
+    # The kill lands once step 2's checkpoint is complete; on a busy machine the log reaches us
+    # late and the run may have saved step 4's too: either way the rerun resumes, not restarts.
+    resumed_at = re.search(r"resumed from step-(\d+)", result.stderr)
+    assert resumed_at and int(resumed_at.group(1)) in (2, 4), result.stderr[-4000:]
     resumed = Path(result.stdout.strip().splitlines()[-1])
     assert _losses(resumed) == pytest.approx(_losses(one_process), rel=1e-4, abs=1e-5)
 
