@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch
 
 from stages.files import sha256_file
 from stages.llm.backbone import load_backbone
+from stages.llm.checkpoint import load_checkpoint, save_checkpoint
 from stages.llm.config import FinetuneConfig, lr_multiplier, resolve_zero_stage
 from stages.llm.curriculum import Curriculum
 from stages.llm.data import Batch, PromptData
@@ -40,17 +39,15 @@ from stages.llm.inputs import load_item_embeddings, read_prompts_info
 from stages.llm.model import (
     LlaraModel,
     PromptLM,
+    batch_loss,
     build_llara_model,
-    project_items,
     save_trained,
     token_rows,
 )
-from stages.llm.rng import rng_state, set_rng_state
 from stages.llm.selection import BestState, Selection
 from stages.process import available_cores
 
 NAME = "finetune"
-KEEP_CHECKPOINTS = 2
 
 
 class FinetuneRecipe:
@@ -147,7 +144,7 @@ class FinetuneRecipe:
                 shard=self.zero_stage != 3,
             )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
-            self._load_checkpoint()
+            load_checkpoint(self)
 
     # ----- training ------------------------------------------------------------------------
 
@@ -193,21 +190,10 @@ class FinetuneRecipe:
         ``projector_steps``: the same on every rank (``step_is_hybrid``); when False the projector's
         weights and Adam state are not touched. Returns the micro-batch losses (no host sync).
         """
-        projector = self.model.projector
         losses = []
         for batch in batches:
-            batch = batch.to(self.device)
-            history = candidates = None
-            if batch.hybrid:
-                history = project_items(projector, self.model.item_embeddings, batch.history_items)
-                candidates = project_items(projector, self.model.item_embeddings, batch.candidate_items)
-            loss = self.engine(
-                batch.input_ids,
-                batch.attention_mask,
-                batch.logit_positions,
-                batch.targets,
-                history,
-                candidates,
+            loss = batch_loss(
+                self.engine, self.model.projector, self.model.item_embeddings, batch.to(self.device)
             )
             self.engine.backward(loss)
             self.engine.step()
@@ -284,7 +270,7 @@ class FinetuneRecipe:
                         and self.global_step % cfg.checkpoint_every == 0
                         and self.checkpoint_dir is not None
                     ):
-                        self._save_checkpoint()
+                        save_checkpoint(self)
                 if self.step_in_epoch >= self.steps_per_epoch:
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
 
@@ -341,56 +327,6 @@ class FinetuneRecipe:
             mark = " (best)" if improved else ""
             print(f"validation step {self.global_step} {self.selection.metric} {value:.4f}{mark}", flush=True)
         return value
-
-    # ----- checkpoints ---------------------------------------------------------------------
-
-    def _save_checkpoint(self) -> None:
-        import deepspeed.comm as dist
-
-        assert self.checkpoint_dir is not None
-        tag = f"step-{self.global_step:07d}"
-        (self.checkpoint_dir / tag).mkdir(parents=True, exist_ok=True)
-        torch.save(rng_state(), self.checkpoint_dir / tag / f"rng_rank{self.rank}.pt")
-        client = {
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "log": self.log,
-            "config": asdict(self.config),
-            "projector": self.model.projector.state_dict(),
-            "projector_optimizer": self.projector_optimizer.state_dict(),
-            "selection": self.selection.state() if self.selection else None,
-        }
-        self.engine.save_checkpoint(
-            str(self.checkpoint_dir), tag=tag, client_state=client, exclude_frozen_parameters=True
-        )
-        dist.barrier()
-        if self.rank == 0:
-            tags = sorted(p for p in self.checkpoint_dir.glob("step-*") if p.is_dir())
-            for old in tags[:-KEEP_CHECKPOINTS]:
-                shutil.rmtree(old, ignore_errors=True)
-            keep = self.selection.best_step if self.selection else None
-            BestState.prune(self.checkpoint_dir, keep_steps={keep} if keep is not None else set())
-
-    def _load_checkpoint(self) -> None:
-        assert self.checkpoint_dir is not None
-        path, client = self.engine.load_checkpoint(str(self.checkpoint_dir), load_module_strict=False)
-        if path is None:
-            return
-        self.epoch, self.step_in_epoch = client["epoch"], client["step_in_epoch"]
-        self.global_step, self.log = client["global_step"], client["log"]
-        self.model.projector.load_state_dict(client["projector"])
-        self.projector_optimizer.load_state_dict(client["projector_optimizer"])
-        if client.get("selection") is not None:
-            self.selection = Selection.from_state(client["selection"])
-            if self.selection.best_step is not None and self.rank == 0:
-                self.best = BestState.load(self.checkpoint_dir, self.selection.best_step)
-        tag = (self.checkpoint_dir / "latest").read_text().strip()
-        set_rng_state(torch.load(self.checkpoint_dir / tag / f"rng_rank{self.rank}.pt", weights_only=False))
-        if self.step_in_epoch >= self.steps_per_epoch:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        if self.rank == 0:
-            print(f"resumed from {tag} at step {self.global_step}", flush=True)
 
     # ----- output --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -115,8 +116,9 @@ def tokenizer_corpus() -> list[str]:
     return sentences
 
 
-def build_tokenizer(work: Path) -> None:
-    """Train the Llama-style SentencePiece BPE tokenizer and save it (``tokenizer.json``) into ``work``."""
+def llama_style_tokenizer(sentences: Iterable[str], vocab_size: int, hard_vocab_limit: bool = True):
+    """A Llama-2-style SentencePiece BPE tokenizer (byte fallback, "▁" prepended, spaces as "▁")
+    trained on ``sentences``; with ``hard_vocab_limit`` off, ``vocab_size`` is an upper bound."""
     try:
         import sentencepiece as spm
     except ImportError as e:
@@ -127,10 +129,10 @@ def build_tokenizer(work: Path) -> None:
 
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(tokenizer_corpus()),
+        sentence_iterator=iter(sentences),
         model_writer=buffer,
-        vocab_size=4000,  # an upper bound: the corpus supports fewer pieces (hard_vocab_limit off)
-        hard_vocab_limit=False,
+        vocab_size=vocab_size,
+        hard_vocab_limit=hard_vocab_limit,
         model_type="bpe",
         byte_fallback=True,
         normalization_rule_name="identity",
@@ -145,6 +147,13 @@ def build_tokenizer(work: Path) -> None:
         [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
     )
     tok.backend_tokenizer.pre_tokenizer = None
+    return tok
+
+
+def build_tokenizer(work: Path) -> None:
+    """Train the Llama-style SentencePiece BPE tokenizer and save it (``tokenizer.json``) into ``work``."""
+    # 4000 is an upper bound: the corpus supports fewer pieces
+    tok = llama_style_tokenizer(tokenizer_corpus(), vocab_size=4000, hard_vocab_limit=False)
     tok.add_bos_token = True  # Llama-2 starts every sequence with <s>
     tok.save_pretrained(work)
 

@@ -23,7 +23,7 @@ from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
 from stages.evaluate.rows import EvalRow, pad_id
 from stages.evaluate.scoring import ScoringConfig, score_candidates
 from stages.llm.data import pad_batch
-from stages.llm.model import LlaraModel, project_items
+from stages.llm.model import LlaraModel, batch_loss
 from stages.metrics import rank_of_target
 
 Reduce = Callable[[float], float]
@@ -89,18 +89,7 @@ class Validator:
                 pad_id=self.pad_id,
                 hybrid=self.hybrid,
             ).to(device)
-            history = candidates = None
-            if self.hybrid:
-                history = project_items(model.projector, model.item_embeddings, batch.history_items)
-                candidates = project_items(model.projector, model.item_embeddings, batch.candidate_items)
             n = float(sum(len(a) for a in answers))
-            loss = lm(
-                batch.input_ids,
-                batch.attention_mask,
-                batch.logit_positions,
-                batch.targets,
-                history,
-                candidates,
-            )
+            loss = batch_loss(lm, model.projector, model.item_embeddings, batch)
             loss_sum, count = loss_sum + float(loss) * n, count + n
         return loss_sum, count

@@ -60,32 +60,9 @@ def build_sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
     Its pipeline is Llama-2's own ``tokenizer.json`` one (prepend "▁", spaces to "▁"), so a lone
     leading space becomes a token of its own: `` " Heat\n"`` alone is not what follows a prompt.
     """
-    import io
+    from stages.llm.random_backbone import llama_style_tokenizer
 
-    import sentencepiece as spm
-    from tokenizers import normalizers
-    from transformers import LlamaTokenizer
-    from transformers.tokenization_utils_base import generate_merges
-
-    buffer = io.BytesIO()
-    sentences = [CORPUS] * 4 + [" ".join(TITLES)] * 4
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=buffer,
-        vocab_size=400,
-        model_type="bpe",
-        byte_fallback=True,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        minloglevel=2,
-    )
-    processor = spm.SentencePieceProcessor(model_proto=buffer.getvalue())
-    vocab = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
-    tok = LlamaTokenizer(vocab=vocab, merges=generate_merges(vocab))
-    tok.backend_tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
-    )
-    tok.backend_tokenizer.pre_tokenizer = None
+    tok = llama_style_tokenizer([CORPUS] * 4 + [" ".join(TITLES)] * 4, vocab_size=400)
     tok.add_special_tokens(
         {"pad_token": "<pad>", "additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[PH]"]}
     )
