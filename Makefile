@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/llara run
+	$(BIN)/llara run --max-parallel 2
 
 test: install
 	$(BIN)/pytest
