@@ -253,6 +253,8 @@ class ArtifactStore:
         if not refresh and (hit := self.lookup(aid)) is not None:
             logger.info("cache hit: %s artifact %s at %s", stage, aid, hit.path)
             return hit, True
+        if _CACHED_ONLY.get():
+            raise NotCached(f"{stage} artifact {aid}")
         from artifacts.probe import check_store_filesystem  # once per root and process
 
         check_store_filesystem(self.root)

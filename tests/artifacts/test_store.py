@@ -205,3 +205,17 @@ def test_refresh_clears_checkpoints_only_while_holding_the_lock(tmp_path):
     refresh.join(timeout=30)
     assert seen == [False]  # the refresh started from scratch once it held the lock
     assert not store.scratch(first.id).exists() and store.problems(first.id, full=True) == []
+
+
+def test_cached_only_returns_hits_and_refuses_to_compute(tmp_path) -> None:
+    from artifacts import NotCached, cached_only
+
+    store = ArtifactStore(tmp_path / "store")
+    write = lambda out: (out / "x.txt").write_text("x") and None  # noqa: E731
+    made, _ = store.build("demo", {"a": 1}, {}, "v1", write)
+    with cached_only():
+        hit, was_hit = store.build("demo", {"a": 1}, {}, "v1", write)
+        assert was_hit and hit.id == made.id
+        with pytest.raises(NotCached, match="demo artifact"):
+            store.build("demo", {"a": 2}, {}, "v1", write)
+    assert sorted(p.name for p in store.objects.iterdir()) == [made.id]  # nothing was written
