@@ -166,8 +166,11 @@ def run(
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is.
 
-    When every stage is already in the store, it prints the report without starting a flow run.
+    When every stage is already in the store and no Prefect server is configured, it prints the
+    report without starting a flow run (and so without a temporary server).
     """
+    from prefect.settings import get_current_settings
+
     from flows.common import check_refresh
     from flows.reproduce import reproduce_cached, reproduce_flow
 
@@ -197,7 +200,9 @@ def run(
         max_parallel=max_parallel,
         nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
-    result = reproduce_cached(**parameters)
+    # Without a Prefect server (no API URL) a run of cache hits would start a temporary one just
+    # to record nothing new; with a server it runs as a flow, so the UI shows it.
+    result = reproduce_cached(**parameters) if get_current_settings().api.url is None else None
     if result is not None:
         typer.echo(f"every stage is cached ({len(result['results'])} result rows): no flow run was needed")
     else:
