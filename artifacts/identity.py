@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -74,7 +75,15 @@ def _module_files(name: str, root: Path) -> list[Path]:
 
 
 def _imported_names(path: Path, root: Path, package: str) -> set[str]:
-    """Dotted names under ``package`` that ``path`` imports anywhere, lazily inside functions too."""
+    """Dotted names under ``package`` that ``path`` imports anywhere, lazily inside functions too.
+
+    Parsed once per file version in a process (a pipeline asks for a dozen stages' closures)."""
+    stat = path.stat()
+    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size, root, package)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_imports(path: Path, _mtime_ns: int, _size: int, root: Path, package: str) -> frozenset[str]:
     here = list(path.relative_to(root).with_suffix("").parts)
     if here[-1] == "__init__":
         here.pop()
@@ -91,7 +100,7 @@ def _imported_names(path: Path, root: Path, package: str) -> set[str]:
                 base = ".".join([*anchor, *([base] if base else [])])
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)  # maybe submodules
-    return {n for n in names if n == package or n.startswith(package + ".")}
+    return frozenset(n for n in names if n == package or n.startswith(package + "."))
 
 
 def import_closure(start: Iterable[Path], root: Path, package: str = "stages") -> list[Path]:

@@ -24,6 +24,7 @@ from stages.candidates import draw_candidates
 from stages.llm.assembly import PieceEncoder
 from stages.llm.backbone import SpecialTokenIds
 from stages.llm.inputs import read_prompts_info
+from stages.llm.model import project_items
 from stages.llm.prompts import read_eval_prompts
 from stages.llm.templates import IGNORE_INDEX, TemplateChoice, encode, render_prompt
 
@@ -66,6 +67,19 @@ class Batch:
             **{k: getattr(self, k).pin_memory() for k in TENSORS},
             hybrid=self.hybrid,
             real_tokens=self.real_tokens,
+        )
+
+    def loss(
+        self, lm: torch.nn.Module, projector: torch.nn.Module, item_embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        """``lm``'s answer loss on this batch (on the device already); ``lm`` is a ``PromptLM`` or
+        the DeepSpeed engine wrapping one. A hybrid batch gets its items projected first."""
+        history = candidates = None
+        if self.hybrid:
+            history = project_items(projector, item_embeddings, self.history_items)
+            candidates = project_items(projector, item_embeddings, self.candidate_items)
+        return lm(
+            self.input_ids, self.attention_mask, self.logit_positions, self.targets, history, candidates
         )
 
     def to(self, device: torch.device | str) -> Batch:

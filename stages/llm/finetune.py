@@ -39,7 +39,6 @@ from stages.llm.inputs import load_item_embeddings, read_prompts_info
 from stages.llm.model import (
     LlaraModel,
     PromptLM,
-    batch_loss,
     build_llara_model,
     save_trained,
     token_rows,
@@ -192,9 +191,7 @@ class FinetuneRecipe:
         """
         losses = []
         for batch in batches:
-            loss = batch_loss(
-                self.engine, self.model.projector, self.model.item_embeddings, batch.to(self.device)
-            )
+            loss = batch.to(self.device).loss(self.engine, self.model.projector, self.model.item_embeddings)
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())

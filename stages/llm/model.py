@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
-
-if TYPE_CHECKING:
-    from stages.llm.data import Batch
 
 from stages.llm.backbone import Backbone, SpecialTokenIds
 from stages.llm.templates import IGNORE_INDEX
@@ -161,20 +157,6 @@ class PromptLM(nn.Module):
         )
         logits = out.logits.float()  # (B, K, V), upcast as the HF loss does
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
-
-
-def batch_loss(
-    lm: nn.Module, projector: nn.Module, item_embeddings: torch.Tensor, batch: Batch
-) -> torch.Tensor:
-    """``lm``'s answer loss on a ``stages.llm.data.Batch`` already on the device; ``lm`` is a
-    ``PromptLM`` or the DeepSpeed engine wrapping one. A hybrid batch gets its projected items."""
-    history = candidates = None
-    if batch.hybrid:
-        history = project_items(projector, item_embeddings, batch.history_items)
-        candidates = project_items(projector, item_embeddings, batch.candidate_items)
-    return lm(
-        batch.input_ids, batch.attention_mask, batch.logit_positions, batch.targets, history, candidates
-    )
 
 
 class LlaraModel(nn.Module):

@@ -23,7 +23,7 @@ from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
 from stages.evaluate.rows import EvalRow, pad_id
 from stages.evaluate.scoring import ScoringConfig, score_candidates
 from stages.llm.data import pad_batch
-from stages.llm.model import LlaraModel, batch_loss
+from stages.llm.model import LlaraModel
 from stages.metrics import rank_of_target
 
 Reduce = Callable[[float], float]
@@ -90,6 +90,6 @@ class Validator:
                 hybrid=self.hybrid,
             ).to(device)
             n = float(sum(len(a) for a in answers))
-            loss = batch_loss(lm, model.projector, model.item_embeddings, batch)
+            loss = batch.loss(lm, model.projector, model.item_embeddings)
             loss_sum, count = loss_sum + float(loss) * n, count + n
         return loss_sum, count
