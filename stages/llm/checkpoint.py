@@ -10,66 +10,64 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import torch
 
 from stages.llm.rng import rng_state, set_rng_state
 from stages.llm.selection import BestState, Selection
 
-if TYPE_CHECKING:
-    from stages.llm.finetune import FinetuneRecipe
-
 KEEP_CHECKPOINTS = 2
 
 
-def save_checkpoint(recipe: FinetuneRecipe) -> None:
-    """Write a resumable checkpoint of the recipe at its current step (every rank takes part)."""
-    import deepspeed.comm as dist
+class Checkpointing:
+    """Resumable checkpoints, mixed into ``stages.llm.finetune.FinetuneRecipe`` (its state lives there)."""
 
-    assert recipe.checkpoint_dir is not None
-    tag = f"step-{recipe.global_step:07d}"
-    (recipe.checkpoint_dir / tag).mkdir(parents=True, exist_ok=True)
-    torch.save(rng_state(), recipe.checkpoint_dir / tag / f"rng_rank{recipe.rank}.pt")
-    client = {
-        "epoch": recipe.epoch,
-        "step_in_epoch": recipe.step_in_epoch,
-        "global_step": recipe.global_step,
-        "log": recipe.log,
-        "config": asdict(recipe.config),
-        "projector": recipe.model.projector.state_dict(),
-        "projector_optimizer": recipe.projector_optimizer.state_dict(),
-        "selection": recipe.selection.state() if recipe.selection else None,
-    }
-    recipe.engine.save_checkpoint(
-        str(recipe.checkpoint_dir), tag=tag, client_state=client, exclude_frozen_parameters=True
-    )
-    dist.barrier()
-    if recipe.rank == 0:
-        tags = sorted(p for p in recipe.checkpoint_dir.glob("step-*") if p.is_dir())
-        for old in tags[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        keep = recipe.selection.best_step if recipe.selection else None
-        BestState.prune(recipe.checkpoint_dir, keep_steps={keep} if keep is not None else set())
+    def save_checkpoint(self) -> None:
+        """Write a resumable checkpoint of the run at its current step (every rank takes part)."""
+        import deepspeed.comm as dist
 
+        assert self.checkpoint_dir is not None
+        tag = f"step-{self.global_step:07d}"
+        (self.checkpoint_dir / tag).mkdir(parents=True, exist_ok=True)
+        torch.save(rng_state(), self.checkpoint_dir / tag / f"rng_rank{self.rank}.pt")
+        client = {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "log": self.log,
+            "config": asdict(self.config),
+            "projector": self.model.projector.state_dict(),
+            "projector_optimizer": self.projector_optimizer.state_dict(),
+            "selection": self.selection.state() if self.selection else None,
+        }
+        self.engine.save_checkpoint(
+            str(self.checkpoint_dir), tag=tag, client_state=client, exclude_frozen_parameters=True
+        )
+        dist.barrier()
+        if self.rank == 0:
+            tags = sorted(p for p in self.checkpoint_dir.glob("step-*") if p.is_dir())
+            for old in tags[:-KEEP_CHECKPOINTS]:
+                shutil.rmtree(old, ignore_errors=True)
+            keep = self.selection.best_step if self.selection else None
+            BestState.prune(self.checkpoint_dir, keep_steps={keep} if keep is not None else set())
 
-def load_checkpoint(recipe: FinetuneRecipe) -> None:
-    """Continue the recipe from the latest checkpoint in its ``checkpoint_dir``."""
-    assert recipe.checkpoint_dir is not None
-    path, client = recipe.engine.load_checkpoint(str(recipe.checkpoint_dir), load_module_strict=False)
-    if path is None:
-        return
-    recipe.epoch, recipe.step_in_epoch = client["epoch"], client["step_in_epoch"]
-    recipe.global_step, recipe.log = client["global_step"], client["log"]
-    recipe.model.projector.load_state_dict(client["projector"])
-    recipe.projector_optimizer.load_state_dict(client["projector_optimizer"])
-    if client.get("selection") is not None:
-        recipe.selection = Selection.from_state(client["selection"])
-        if recipe.selection.best_step is not None and recipe.rank == 0:
-            recipe.best = BestState.load(recipe.checkpoint_dir, recipe.selection.best_step)
-    tag = (recipe.checkpoint_dir / "latest").read_text().strip()
-    set_rng_state(torch.load(recipe.checkpoint_dir / tag / f"rng_rank{recipe.rank}.pt", weights_only=False))
-    if recipe.step_in_epoch >= recipe.steps_per_epoch:
-        recipe.epoch, recipe.step_in_epoch = recipe.epoch + 1, 0
-    if recipe.rank == 0:
-        print(f"resumed from {tag} at step {recipe.global_step}", flush=True)
+    def load_checkpoint(self) -> None:
+        """Continue the run from the latest checkpoint in its ``checkpoint_dir``."""
+        assert self.checkpoint_dir is not None
+        path, client = self.engine.load_checkpoint(str(self.checkpoint_dir), load_module_strict=False)
+        if path is None:
+            return
+        self.epoch, self.step_in_epoch = client["epoch"], client["step_in_epoch"]
+        self.global_step, self.log = client["global_step"], client["log"]
+        self.model.projector.load_state_dict(client["projector"])
+        self.projector_optimizer.load_state_dict(client["projector_optimizer"])
+        if client.get("selection") is not None:
+            self.selection = Selection.from_state(client["selection"])
+            if self.selection.best_step is not None and self.rank == 0:
+                self.best = BestState.load(self.checkpoint_dir, self.selection.best_step)
+        tag = (self.checkpoint_dir / "latest").read_text().strip()
+        set_rng_state(torch.load(self.checkpoint_dir / tag / f"rng_rank{self.rank}.pt", weights_only=False))
+        if self.step_in_epoch >= self.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        if self.rank == 0:
+            print(f"resumed from {tag} at step {self.global_step}", flush=True)

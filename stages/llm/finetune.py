@@ -30,7 +30,7 @@ import torch
 
 from stages.files import sha256_file
 from stages.llm.backbone import load_backbone
-from stages.llm.checkpoint import load_checkpoint, save_checkpoint
+from stages.llm.checkpoint import Checkpointing
 from stages.llm.config import FinetuneConfig, lr_multiplier, resolve_zero_stage
 from stages.llm.curriculum import Curriculum
 from stages.llm.data import Batch, PromptData
@@ -49,7 +49,7 @@ from stages.process import available_cores
 NAME = "finetune"
 
 
-class FinetuneRecipe:
+class FinetuneRecipe(Checkpointing):
     """setup() → train() → save(): one fine-tuning run on this process's rank."""
 
     def __init__(
@@ -143,7 +143,7 @@ class FinetuneRecipe:
                 shard=self.zero_stage != 3,
             )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
-            load_checkpoint(self)
+            self.load_checkpoint()
 
     # ----- training ------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ class FinetuneRecipe:
                         and self.global_step % cfg.checkpoint_every == 0
                         and self.checkpoint_dir is not None
                     ):
-                        save_checkpoint(self)
+                        self.save_checkpoint()
                 if self.step_in_epoch >= self.steps_per_epoch:
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
 
