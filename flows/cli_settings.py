@@ -18,7 +18,7 @@ SetOption = Annotated[
 ]
 
 ProfileOption = Annotated[
-    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~20 min), paper (GPU).")
+    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~10 min), paper (GPU).")
 ]
 BackboneOption = Annotated[
     str | None, typer.Option(help="LLM: smollm2-135m, tiny-random or hf:DIR [default: the profile's].")

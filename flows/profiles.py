@@ -1,7 +1,7 @@
 """Named pipeline profiles: one place that sets every stage's config for a kind of run.
 
 - ``smoke``: a tiny random LLM and a few steps; the whole DAG in about a minute (tests, CI).
-- ``quick``: SmolLM2-135M on CPU, sized so ``make run`` stays within about 20 minutes on 2 cores.
+- ``quick``: SmolLM2-135M on CPU, sized so ``make run`` stays within 12 minutes on 2 cores.
 - ``paper``: the public hyperparameters, for a GPU (SPEC §4).
 """
 

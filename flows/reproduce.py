@@ -60,7 +60,7 @@ def reproduce_flow(
             recbole:DIR, hetrec-lastfm:DIR, steam:FILE or llara-release:DIR.
         allow_pickle: Unpickle llara-release files. Unpickling runs code, so a run started from the
             UI honours this only when the server was started with `llara serve --allow-pickle`.
-        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 20 min) or
+        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 10 min) or
             paper (the public hyperparameters, for a GPU).
         backbone: LLM instead of the profile's: smollm2-135m, tiny-random or hf:DIR. Empty: the
             profile's.
