@@ -127,14 +127,16 @@ def source_version(files: Iterable[Path], root: Path) -> str:
     return digest.hexdigest()[:ID_LENGTH]
 
 
-def stage_code_version(module: ModuleType, package: str = "stages") -> str:
+def stage_code_version(module: ModuleType | Path, package: str = "stages") -> str:
     """Code version of a stage: every file of its top package under ``package`` (``stages.llm`` for
     ``stages.llm.finetune``) and every module under ``package`` those import, however indirectly.
 
+    ``module`` is the stage module or its file: the version is read from the sources, so the module
+    need not be imported (a fully cached run never loads what the stages compute with).
     A shared module such as ``stages/candidates.py`` belongs to no stage's package, yet an edit to
     it changes what the stages that import it produce; following the imports gives them new ids.
     """
-    origin = Path(module.__file__ or "").resolve()
+    origin = Path(module if isinstance(module, Path) else module.__file__ or "").resolve()
     top = origin
     while top.parent.name != package and top.parent != top:
         top = top.parent

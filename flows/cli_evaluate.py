@@ -46,7 +46,7 @@ def evaluate_command(
     from flows.profiles import pipeline_profile
     from stages.inputs import read_json
     from stages.launch import Resources
-    from stages.report.report import llara_row
+    from stages.report.config import llara_row
     from tasks.evaluate import evaluate
 
     artifact_store = ArtifactStore(store)

@@ -75,7 +75,7 @@ def pretrain_command(
     embedding artifact last on stdout.
     """
     from stages.seqrec.chosen import authors_config, chosen_config, describe
-    from stages.seqrec.pretrain import PretrainConfig
+    from stages.seqrec.config import PretrainConfig
     from stages.seqrec.table import parse_model_setting
     from tasks.pretrain import train_recommender
 
@@ -132,7 +132,7 @@ def import_sr_command(
 
     Prints the model artifact (metrics.json, scores) on stderr and the embedding artifact last on stdout.
     """
-    from stages.seqrec.import_sr import ImportConfig
+    from stages.seqrec.config import ImportConfig
     from tasks.pretrain import import_recommender
 
     artifact_store = ArtifactStore(store)

@@ -62,7 +62,7 @@ def finetune_row(
 def run_row(job: dict, out: Path, keep_weights: bool) -> dict:
     """Fine-tune (unless zero-shot) and evaluate one row in this process; return its summary."""
     from stages.evaluate import EvaluateConfig
-    from stages.evaluate import run as evaluate
+    from stages.evaluate.evaluate import run as evaluate
     from stages.llm.finetune import run as finetune
     from stages.llm.profiles import profile
 

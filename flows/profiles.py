@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from stages.evaluate import EvaluateConfig
+from stages.evaluate.config import EvaluateConfig
 from stages.launch import Resources
-from stages.llm.finetune import FinetuneConfig
+from stages.llm.config import FinetuneConfig, PromptsConfig
 from stages.llm.profiles import profile as finetune_profile
-from stages.llm.prompts import PromptsConfig
 from stages.seqrec.chosen import CHOSEN
-from stages.seqrec.pretrain import PretrainConfig
+from stages.seqrec.config import PretrainConfig
 
 PROFILES = ("smoke", "quick", "paper")
 

@@ -18,17 +18,13 @@ from flows.choices import Profile, Recommender, Schedule, StageName
 from flows.common import check_pickle_opt_in, check_refresh, publish_report_to_ui
 from flows.parallel import run_branches
 from flows.profiles import pipeline_profile
-from stages.evaluate import EvaluateConfig
+from stages.evaluate.config import EvaluateConfig
 from stages.inputs import read_json
 from stages.launch import Resources
 from stages.llm.config import FinetuneConfig
-from stages.preprocess import PrepareConfig
-from stages.report import ReportConfig
-from stages.report.report import SR_ROW_NAMES, llara_row
-from stages.seqrec.import_sr import MODEL as IMPORTED_MODEL
-from stages.seqrec.import_sr import ImportConfig
-from stages.seqrec.pretrain import PretrainConfig
-from stages.seqrec.text_embeddings import TextEmbeddingsConfig
+from stages.preprocess.config import PrepareConfig
+from stages.report.config import SR_ROW_NAMES, ReportConfig, llara_row
+from stages.seqrec.config import IMPORTED_MODEL, ImportConfig, PretrainConfig, TextEmbeddingsConfig
 from tasks.common import stage_logger
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task

@@ -17,17 +17,11 @@ from artifacts import ArtifactStore
 from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
 from flows.common import check_pickle_opt_in, publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
-from stages import evaluate as evaluate_stage
-from stages import preprocess as prepare_stage
-from stages import report as report_stage
+from stages.evaluate.config import EvaluateConfig
 from stages.inputs import read_json
-from stages.llm import finetune as finetune_stage
-from stages.llm import prompts as prompts_stage
-from stages.report.report import llara_row
-from stages.seqrec import embeddings as embeddings_stage
-from stages.seqrec import import_sr as import_sr_stage
-from stages.seqrec import pretrain as pretrain_stage
-from stages.seqrec import text_embeddings as text_embeddings_stage
+from stages.llm.config import FinetuneConfig, PromptsConfig
+from stages.report.config import ReportConfig, llara_row
+from stages.seqrec.config import ImportConfig, PretrainConfig, TextEmbeddingsConfig
 from stages.settings import apply_settings
 from tasks.evaluate import evaluate_task, report_task
 from tasks.llm import finetune_task, prompts_task
@@ -35,22 +29,22 @@ from tasks.pretrain import embeddings_task, import_sr_task, pretrain_task, text_
 
 # The config class that each stage's ``settings`` (``FIELD=VALUE`` overrides) apply to.
 STAGE_CONFIGS = {
-    text_embeddings_stage.NAME: text_embeddings_stage.TextEmbeddingsConfig,
-    pretrain_stage.NAME: pretrain_stage.PretrainConfig,
-    prompts_stage.NAME: prompts_stage.PromptsConfig,
-    finetune_stage.NAME: finetune_stage.FinetuneConfig,
-    evaluate_stage.NAME: evaluate_stage.EvaluateConfig,
+    "text-embeddings": TextEmbeddingsConfig,
+    "pretrain": PretrainConfig,
+    "prompts": PromptsConfig,
+    "finetune": FinetuneConfig,
+    "evaluate": EvaluateConfig,
 }
 
 # The stages whose artifacts the report shows: recommender rows, LLaRA rows, training curves.
-REPORTED = (pretrain_stage.NAME, import_sr_stage.NAME, evaluate_stage.NAME, finetune_stage.NAME)
+REPORTED = ("pretrain", "import-sr", "evaluate", "finetune")
 
 
 def _domain(store: ArtifactStore, data_id: str) -> str:
     return read_json(store.get(data_id).path / "dataset.json", ("domain",))["domain"]
 
 
-@flow(name=text_embeddings_stage.NAME)
+@flow(name="text-embeddings")
 def text_embeddings_flow(
     data: str | None = None,
     settings: list[str] | None = None,
@@ -65,12 +59,12 @@ def text_embeddings_flow(
         refresh: Recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
-    data_id = resolve(ArtifactStore(store), prepare_stage.NAME, data).id
-    config = apply_settings(text_embeddings_stage.TextEmbeddingsConfig(), settings or [])
+    data_id = resolve(ArtifactStore(store), "prepare", data).id
+    config = apply_settings(TextEmbeddingsConfig(), settings or [])
     return text_embeddings_task(data_id, config, store, refresh=refresh)
 
 
-@flow(name=pretrain_stage.NAME)
+@flow(name="pretrain")
 def pretrain_flow(
     data: str | None = None,
     models: list[Recommender] | None = None,
@@ -97,13 +91,13 @@ def pretrain_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    data_id = resolve(artifact_store, prepare_stage.NAME, data).id
+    data_id = resolve(artifact_store, "prepare", data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id))
     out = {}
     chosen = models or ["sasrec", "gru4rec", "caser", "morec"]
     text_id = None
     if "morec" in chosen:
-        text_id = text_embeddings_task(data_id, text_embeddings_stage.TextEmbeddingsConfig(), store)
+        text_id = text_embeddings_task(data_id, TextEmbeddingsConfig(), store)
     for model in chosen:
         for seed in seeds or [0]:
             config = apply_settings(plan.pretrain_for(model, seed, loss=loss), settings or [])
@@ -111,7 +105,7 @@ def pretrain_flow(
     return out
 
 
-@flow(name=import_sr_stage.NAME)
+@flow(name="import-sr")
 def import_sr_flow(
     checkpoint: str,
     data: str | None = None,
@@ -132,12 +126,12 @@ def import_sr_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     check_pickle_opt_in(allow_pickle)
-    data_id = resolve(ArtifactStore(store), prepare_stage.NAME, data).id
-    config = import_sr_stage.ImportConfig(file=checkpoint, allow_pickle=allow_pickle, seed=seed)
+    data_id = resolve(ArtifactStore(store), "prepare", data).id
+    config = ImportConfig(file=checkpoint, allow_pickle=allow_pickle, seed=seed)
     return import_sr_task(data_id, config, store, refresh=refresh)
 
 
-@flow(name=embeddings_stage.NAME)
+@flow(name="embeddings")
 def embeddings_flow(model: str | None = None, refresh: bool = False, store: str | None = None) -> str:
     """The frozen item-embedding table of a recommender, for finetune; returns the artifact id.
 
@@ -146,11 +140,11 @@ def embeddings_flow(model: str | None = None, refresh: bool = False, store: str 
         refresh: Recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
-    model_id = resolve(ArtifactStore(store), pretrain_stage.NAME, model).id
+    model_id = resolve(ArtifactStore(store), "pretrain", model).id
     return embeddings_task(model_id, store, refresh=refresh)
 
 
-@flow(name=prompts_stage.NAME)
+@flow(name="prompts")
 def prompts_flow(
     data: str | None = None,
     profile: Profile = "quick",
@@ -170,12 +164,12 @@ def prompts_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    data_id = resolve(artifact_store, prepare_stage.NAME, data).id
+    data_id = resolve(artifact_store, "prepare", data).id
     plan = pipeline_profile(profile, _domain(artifact_store, data_id), backbone)
     return prompts_task(data_id, apply_settings(plan.prompts, settings or []), store, refresh=refresh)
 
 
-@flow(name=finetune_stage.NAME)
+@flow(name="finetune")
 def finetune_flow(
     prompts: str | None = None,
     embeddings: str | None = None,
@@ -211,8 +205,8 @@ def finetune_flow(
         master_port: Rendezvous port on node 0 (0: a free one; one node only).
     """
     artifact_store = ArtifactStore(store)
-    prompt_set = resolve(artifact_store, prompts_stage.NAME, prompts)
-    emb = resolve(artifact_store, embeddings_stage.NAME, embeddings)
+    prompt_set = resolve(artifact_store, "prompts", prompts)
+    emb = resolve(artifact_store, "embeddings", embeddings)
     domain = _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"])
     plan = pipeline_profile(profile, domain, backbone)
     config = apply_settings(replace(plan.finetune, schedule=schedule, seed=seed), settings or [])
@@ -227,7 +221,7 @@ def finetune_flow(
     return finetune_task(prompt_set.id, emb.id, config, store, refresh=refresh, resources=resources)
 
 
-@flow(name=evaluate_stage.NAME)
+@flow(name="evaluate")
 def evaluate_flow(
     prompts: str | None = None,
     model: str | None = None,
@@ -260,9 +254,9 @@ def evaluate_flow(
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
     """
     artifact_store = ArtifactStore(store)
-    trained = None if zero_shot or endpoint else resolve(artifact_store, finetune_stage.NAME, model)
+    trained = None if zero_shot or endpoint else resolve(artifact_store, "finetune", model)
     own_prompts = trained.manifest["inputs"]["prompts"] if trained is not None else None
-    prompt_set = resolve(artifact_store, prompts_stage.NAME, prompts or own_prompts)
+    prompt_set = resolve(artifact_store, "prompts", prompts or own_prompts)
     plan = pipeline_profile(
         profile, _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"]), backbone
     )
@@ -286,7 +280,7 @@ def evaluate_flow(
     )
 
 
-@flow(name=report_stage.NAME)
+@flow(name="report")
 def report_flow(results: list[str] | None = None, refresh: bool = False, store: str | None = None) -> str:
     """Write the report (table, markdown, plots) and show it in the run's Artifacts tab.
 
@@ -302,7 +296,7 @@ def report_flow(results: list[str] | None = None, refresh: bool = False, store: 
     else:
         chosen = {a.id: a for a in artifact_store if a.stage in REPORTED}
     roles = {f"{a.stage}-{i}": i for i, a in chosen.items()}
-    report_id = report_task(roles, report_stage.ReportConfig(), store, refresh)
+    report_id = report_task(roles, ReportConfig(), store, refresh)
     report = artifact_store.get(report_id)
     publish_report_to_ui(report)
     log.info("report: %s", report.path / "report.md")

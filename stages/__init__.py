@@ -9,7 +9,10 @@ Every stage exposes the same three things:
   summary that goes into the artifact's manifest.
 
 Each stage is a module named like it, ``stages/<package>/<name>.py``; ``stages/registry.py`` lists
-them in pipeline order under the one name the CLI, flows, tasks and artifacts use.
+them in pipeline order under the one name the CLI, flows, tasks and artifacts use. The configs are
+defined in each package's ``config.py`` (and imported by the stage module): those import no torch,
+so the flows build them, and a fully cached run checks the store, without loading the libraries
+the stages compute with.
 
 Storage, caching and atomic publication are the business of ``artifacts/``; orchestration is
 ``tasks/`` and ``flows/``.

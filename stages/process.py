@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 
 def available_cores() -> int:
@@ -28,6 +27,8 @@ def available_cores() -> int:
 def scoped_process_state() -> Iterator[None]:
     """Run a block, then restore torch's thread count, every RNG state, the deterministic-algorithms
     flag and the environment variables to what they were before it."""
+    import torch  # here, not at the top: a fully cached run never loads torch
+
     threads = torch.get_num_threads()
     python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None

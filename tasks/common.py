@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from prefect.exceptions import MissingContextError
@@ -13,6 +14,9 @@ from prefect.logging import get_run_logger
 
 from artifacts import Artifact, ArtifactStore, artifact_id, stage_code_version
 from stages.process import scoped_process_state
+from stages.registry import module_file, stage
+
+ROOT = Path(__file__).resolve().parents[1]  # the directory holding ``stages/``
 
 
 def stage_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -36,6 +40,18 @@ def identity_of(config: Any) -> Any:
     return {k: v for k, v in asdict(config).items() if k not in skip}
 
 
+def stage_run(name: str) -> Callable[..., Any]:
+    """The ``run`` of stage ``name``, imported only now: the stage modules load torch and
+    transformers, which a run whose stages are all cached never needs."""
+    return importlib.import_module(stage(name).module).run
+
+
+def stage_code(name: str) -> str:
+    """The code version of stage ``name`` (``artifacts.identity.stage_code_version``), from its
+    sources, without importing it."""
+    return stage_code_version(ROOT / module_file(stage(name)))
+
+
 def _scoped(run: Any, *args: Any, **kwargs: Any) -> Any:
     """``run(*args, **kwargs)`` with the process state restored after it (``stages.process``)."""
     with scoped_process_state():
@@ -43,7 +59,7 @@ def _scoped(run: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def run_stage(
-    module: ModuleType,
+    name: str,
     config: Any,
     inputs: dict[str, Artifact],
     store: ArtifactStore,
@@ -52,29 +68,30 @@ def run_stage(
     resumable: bool = False,
     run: Any = None,
 ) -> tuple[Artifact, bool]:
-    """Build (or reuse) the artifact of ``module.run(config, inputs)``; returns (artifact, cache_hit).
+    """Build (or reuse) the artifact of stage ``name`` (its module's ``run(config, inputs)``);
+    returns (artifact, cache_hit). The stage module is imported only when the artifact is computed.
 
     The code version covers the stage's whole package plus every ``stages`` module it imports
     (``stages/candidates.py``, ``stages/contract.py``...), so an edit to any code the stage runs
     yields a new id. ``key_extra`` adds facts the config does not capture
     (such as the fingerprint of raw files outside the store). A ``resumable`` stage gets a
     ``checkpoint_dir`` that survives a killed run, so rerunning the same stage resumes it.
-    ``run`` replaces ``module.run`` (same signature), e.g. to run it in child processes
-    (``tasks.launched``); the id stays the module's.
+    ``run`` replaces the module's ``run`` (same signature), e.g. to run it in child processes
+    (``tasks.launched``); the id stays the stage's.
     """
     key = {"config": identity_of(config), **(key_extra or {})}
-    code = stage_code_version(module)
+    code = stage_code(name)
     paths = {role: a.path for role, a in inputs.items()}
     extra: dict[str, Any] = {}
     if resumable:  # the store creates, clears (refresh) and removes it under the artifact's lock
-        scratch = store.scratch(artifact_id(module.NAME, key, {r: a.id for r, a in inputs.items()}, code))
+        scratch = store.scratch(artifact_id(name, key, {r: a.id for r, a in inputs.items()}, code))
         extra = {"checkpoint_dir": scratch, "resume": True}
     artifact, hit = store.build(
-        module.NAME,
+        name,
         key,
         inputs=inputs,
         code=code,
-        produce=lambda out: _scoped(run or module.run, config, paths, out, **extra),
+        produce=lambda out: _scoped(run or stage_run(name), config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
         resumable=resumable,

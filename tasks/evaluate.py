@@ -9,15 +9,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
-from stages import evaluate as evaluate_stage
-from stages import report as report_stage
+from stages.evaluate.config import EvaluateConfig
 from stages.launch import Resources
+from stages.report.config import ReportConfig
 from tasks.common import open_store, run_stage, stage_logger
 
 
 def evaluate(
     prompt_set: Artifact,
-    config: evaluate_stage.EvaluateConfig,
+    config: EvaluateConfig,
     store: ArtifactStore,
     model: Artifact | None = None,
     embeddings: Artifact | None = None,
@@ -38,25 +38,25 @@ def evaluate(
         from stages.evaluate.shard import run_sharded
 
         run = partial(run_sharded, resources=resources, logger=stage_logger())
-    artifact, _ = run_stage(evaluate_stage, config, inputs, store, refresh=refresh, run=run)
+    artifact, _ = run_stage("evaluate", config, inputs, store, refresh=refresh, run=run)
     return artifact
 
 
 def report(
     results: dict[str, Artifact],
-    config: report_stage.ReportConfig,
+    config: ReportConfig,
     store: ArtifactStore,
     refresh: bool = False,
 ) -> Artifact:
     """``results`` maps a role name to an evaluate, pretrain or finetune artifact."""
-    artifact, _ = run_stage(report_stage, config, results, store, refresh=refresh)
+    artifact, _ = run_stage("report", config, results, store, refresh=refresh)
     return artifact
 
 
-@task(name=evaluate_stage.NAME, cache_policy=NO_CACHE, task_run_name="evaluate {config.row} {config.mode}")
+@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate {config.row} {config.mode}")
 def evaluate_task(
     prompts_id: str,
-    config: evaluate_stage.EvaluateConfig,
+    config: EvaluateConfig,
     model_id: str | None = None,
     embeddings_id: str | None = None,
     store_root: str | Path | None = None,
@@ -69,10 +69,10 @@ def evaluate_task(
     return evaluate(store.get(prompts_id), config, store, model, embeddings, refresh, resources).id
 
 
-@task(name=report_stage.NAME, cache_policy=NO_CACHE)
+@task(name="report", cache_policy=NO_CACHE)
 def report_task(
     result_ids: dict[str, str],
-    config: report_stage.ReportConfig,
+    config: ReportConfig,
     store_root: str | Path | None = None,
     refresh: bool = False,
 ) -> str:

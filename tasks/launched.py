@@ -15,48 +15,49 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from artifacts import Artifact, ArtifactError, ArtifactStore, artifact_id, stage_code_version
+from artifacts import Artifact, ArtifactError, ArtifactStore, artifact_id
 from stages.files import locked
 from stages.launch import Resources, launch
-from stages.llm import finetune as finetune_stage
-from stages.llm.launch import one_process_config, run_launched
-from tasks.common import identity_of, run_stage, stage_logger
+from stages.llm.config import FinetuneConfig
+from tasks.common import identity_of, run_stage, stage_code, stage_logger, stage_run
 
 
-def in_child(run: Callable[..., Any], resources: Resources | None) -> Callable[..., Any] | None:
-    """``run`` (a stage's) as ``run_stage`` calls it, but in a child process on ``resources``; None
+def in_child(name: str, resources: Resources | None) -> Callable[..., Any] | None:
+    """Stage ``name``'s ``run`` as ``run_stage`` calls it, but in a child process on ``resources``; None
     (run it here) when ``resources`` ask for nothing of the kind."""
     if resources is None or not resources.in_child:
         return None
     logger = stage_logger()
 
     def in_slot(config: Any, inputs: dict[str, Path], out_dir: Path, **kwargs: Any) -> Any:
-        return launch(run, config, inputs, out_dir, resources, logger, **kwargs)
+        return launch(stage_run(name), config, inputs, out_dir, resources, logger, **kwargs)
 
     return in_slot
 
 
 def finetune_launched(
     inputs: dict[str, Artifact],
-    config: finetune_stage.FinetuneConfig,
+    config: FinetuneConfig,
     store: ArtifactStore,
     resources: Resources,
     refresh: bool = False,
 ) -> Artifact:
     """Fine-tune ``config`` (per-process ``grad_accum``) on ``resources``; the one-process run's id."""
+    from stages.llm.launch import one_process_config, run_launched  # torch: only when it trains
+
     single = one_process_config(config, resources.world_size)
     logger = stage_logger()
     if resources.node_rank == 0:
         run = partial(run_launched, resources=resources, logger=logger)
         artifact, _ = run_stage(
-            finetune_stage, single, inputs, store, refresh=refresh, resumable=True, run=run
+            "finetune", single, inputs, store, refresh=refresh, resumable=True, run=run
         )
         return artifact
     aid = artifact_id(
-        finetune_stage.NAME,
+        "finetune",
         {"config": identity_of(single)},
         {r: a.id for r, a in inputs.items()},
-        stage_code_version(finetune_stage),
+        stage_code("finetune"),
     )
     if not refresh and (done := store.lookup(aid)) is not None:  # node 0 has nothing to train either
         return done

@@ -9,22 +9,21 @@ from prefect.cache_policies import NO_CACHE
 
 from artifacts import Artifact, ArtifactStore
 from stages.launch import Resources
-from stages.llm import finetune as finetune_stage
-from stages.llm import prompts
+from stages.llm.config import FinetuneConfig, PromptsConfig
 from tasks.common import open_store, run_stage
 
 
 def materialize_prompts(
-    data: Artifact, config: prompts.PromptsConfig, store: ArtifactStore, refresh: bool = False
+    data: Artifact, config: PromptsConfig, store: ArtifactStore, refresh: bool = False
 ) -> Artifact:
-    artifact, _ = run_stage(prompts, config, {"dataset": data}, store, refresh=refresh)
+    artifact, _ = run_stage("prompts", config, {"dataset": data}, store, refresh=refresh)
     return artifact
 
 
 def finetune(
     prompt_set: Artifact,
     embeddings: Artifact,
-    config: finetune_stage.FinetuneConfig,
+    config: FinetuneConfig,
     store: ArtifactStore,
     refresh: bool = False,
     resources: Resources | None = None,
@@ -39,27 +38,27 @@ def finetune(
         from tasks.launched import finetune_launched
 
         return finetune_launched(inputs, config, store, resources, refresh)
-    artifact, _ = run_stage(finetune_stage, config, inputs, store, refresh=refresh, resumable=True)
+    artifact, _ = run_stage("finetune", config, inputs, store, refresh=refresh, resumable=True)
     return artifact
 
 
-@task(name=prompts.NAME, cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
+@task(name="prompts", cache_policy=NO_CACHE, task_run_name="prompts {config.backbone}")
 def prompts_task(
-    data_id: str, config: prompts.PromptsConfig, store_root: str | Path | None = None, refresh: bool = False
+    data_id: str, config: PromptsConfig, store_root: str | Path | None = None, refresh: bool = False
 ) -> str:
     store = open_store(store_root)
     return materialize_prompts(store.get(data_id), config, store, refresh).id
 
 
 @task(
-    name=finetune_stage.NAME,
+    name="finetune",
     cache_policy=NO_CACHE,
     task_run_name="finetune {config.schedule} seed={config.seed}",
 )
 def finetune_task(
     prompts_id: str,
     embeddings_id: str,
-    config: finetune_stage.FinetuneConfig,
+    config: FinetuneConfig,
     store_root: str | Path | None = None,
     refresh: bool = False,
     resources: Resources | None = None,

@@ -1,13 +1,44 @@
-"""The finetune stage's configuration and its learning-rate schedule."""
+"""The LLM stages' configurations (``prompts``, ``finetune``) and the learning-rate schedule.
+
+Nothing here imports torch or transformers: the flows build these configs, and a fully cached
+``llara run`` never loads the libraries that compute.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from stages.llm.model import LoraSettings
-from stages.llm.selection import SelectionMetric
+SelectionMetric = Literal["scoring_hr1", "generation_hr1", "val_loss"]
+TemplateChoice = int | str
+"""Which template(s) an evaluation uses: an index, ``"draw"`` (one per row from (seed, row), as the
+public code's random choice per batch, but reproducible) or ``"all"`` (every template)."""
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """Configuration of the prompt materialization stage."""
+
+    backbone: str = "smollm2-135m"
+    """Backbone spec whose tokenizer is used (``hf:DIR``, ``smollm2-135m``, ``tiny-random``)."""
+    max_eval_rows: int | None = None
+    """Keep only the first N rows of each evaluation split (None: all). For smoke runs."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyperparameters (LLaRA's public values by default)."""
+
+    r: int = 8
+    """Rank of the adapters."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.1
+    """Dropout on the adapter input."""
+    targets: tuple[str, ...] = field(default=LORA_TARGETS)
+    """Names of the linear layers that get adapters."""
 
 
 @dataclass(frozen=True)

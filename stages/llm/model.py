@@ -6,7 +6,6 @@ and the evaluator both call it (through ``LlaraModel.inputs_embeds``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,24 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from stages.llm.backbone import Backbone, SpecialTokenIds
+from stages.llm.config import LORA_TARGETS, LoraSettings  # noqa: F401  (re-exported)
 from stages.llm.templates import IGNORE_INDEX
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA hyperparameters (LLaRA's public values by default)."""
-
-    r: int = 8
-    """Rank of the adapters."""
-    alpha: int = 32
-    """LoRA scaling numerator (scale = alpha / r)."""
-    dropout: float = 0.1
-    """Dropout on the adapter input."""
-    targets: tuple[str, ...] = field(default=LORA_TARGETS)
-    """Names of the linear layers that get adapters."""
 
 
 class Projector(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stages.llm.finetune import FinetuneConfig
+from stages.llm.config import FinetuneConfig
 
 PAPER_LR = {"movie": 8e-4, "game": 5e-4, "artist": 7e-4}
 

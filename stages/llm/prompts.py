@@ -21,7 +21,6 @@ Outputs (read with pyarrow alone by ``stages.llm.data`` and by the evaluator):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 from stages.contract import check_candidates, read_meta
 from stages.errors import DataError
 from stages.llm.backbone import SpecialTokenIds, load_tokenizer
+from stages.llm.config import PromptsConfig
 from stages.llm.templates import (
     MODES,
     TEMPLATES,
@@ -44,16 +44,6 @@ from stages.llm.templates import (
 
 NAME = "prompts"
 EVAL_SPLITS = ("val", "test")
-
-
-@dataclass(frozen=True)
-class PromptsConfig:
-    """Configuration of the prompt materialization stage."""
-
-    backbone: str = "smollm2-135m"
-    """Backbone spec whose tokenizer is used (``hf:DIR``, ``smollm2-135m``, ``tiny-random``)."""
-    max_eval_rows: int | None = None
-    """Keep only the first N rows of each evaluation split (None: all). For smoke runs."""
 
 
 def read_dataset(directory: Path) -> tuple[dict, pa.Table, pa.Table]:

@@ -13,11 +13,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-SelectionMetric = Literal["scoring_hr1", "generation_hr1", "val_loss"]
 METRICS: tuple[str, ...] = ("scoring_hr1", "generation_hr1", "val_loss")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from stages.llm.backbone import CANS_EMB, HISTORY_EMB, PH
+from stages.llm.config import TemplateChoice  # noqa: F401  (re-exported)
 
 HISTORY_SLOT, CANS_SLOT, COUNT_SLOT = "[HistoryHere]", "[CansHere]", "{n}"
 ANSWER_PREFIX, TERMINATOR = " ", "\n"
@@ -52,9 +53,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 MODES = ("text", "hybrid")
-TemplateChoice = int | str
-"""Which template(s) an evaluation uses: an index, ``"draw"`` (one per row from (seed, row), as the
-public code's random choice per batch, but reproducible) or ``"all"`` (every template)."""
 
 
 def draw_template(seed: int, row: int, n_templates: int) -> int:

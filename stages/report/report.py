@@ -17,7 +17,6 @@ given).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +24,7 @@ import polars as pl
 from stages.errors import DataError
 from stages.evaluate.aggregate import RESULT_SCHEMA, aggregate_seeds
 from stages.inputs import read_json
+from stages.report.config import LLARA_SR_NAMES, SR_ROW_NAMES, ReportConfig, llara_row  # noqa: F401
 from stages.report.plots import caption, plot_hr1, plot_training
 from stages.report.published import (
     SOURCE_LABELS,
@@ -37,11 +37,6 @@ from stages.report.published import (
 from stages.report.selection import RowKey, notes_cells, read_row_notes, validation_curves
 
 NAME = "report"
-# Report row names of the sequential recommenders (as in the paper's Table 2).
-SR_ROW_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser", "morec": "MoRec",
-                "sasrec-conv": "SASRec (conv)", "sasrec-released": "SASRec (released)"}
-# How an LLaRA row names its recommender where that differs from the baseline row's name.
-LLARA_SR_NAMES = {"sasrec-released": "SASRec, released", "sasrec-conv": "SASRec, conv"}
 METRIC_COLUMNS = (
     ("valid_ratio", "ValidRatio"),
     ("hr@1", "HR@1"),
@@ -54,31 +49,6 @@ SHORT = {
     "repo_readme_2024_07": "README 2024-07",
     "reproduction_report": "reproduction",
 }
-
-
-def llara_row(sr_model: str, schedule: str) -> str:
-    """Report row of an LLM run: TALLRec for text-only, LLaRA(SR) for the curriculum, else an ablation."""
-    if schedule == "text":
-        return "TALLRec"
-    name = LLARA_SR_NAMES.get(sr_model) or SR_ROW_NAMES.get(sr_model, sr_model)
-    base = f"LLaRA({name})"
-    return base if schedule == "curriculum" else f"{base} [{schedule}]"
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """Configuration of the report."""
-
-    title: str = "LLaRA reproduction"
-    """Heading of report.md."""
-    metric: str = "hr@1"
-    """Metric plotted against the published HitRatio@1."""
-    smooth: int = 1
-    """Moving-average window (steps) for the training curves."""
-    dataset: str = ""
-    """Dataset named in training-curve captions when the runs' summaries do not say."""
-    backbone: str = ""
-    """Backbone named in training-curve captions when the runs' summaries do not say."""
 
 
 def _read_results(role: str, path: Path) -> pl.DataFrame | None:

@@ -8,13 +8,8 @@ Four stages live here, each a module named like the stage with ``NAME``, a confi
   restricted unpickler of ``stages.seqrec.checkpoint``, as a pretrain-like artifact;
 - ``stages.seqrec.embeddings`` (``embeddings``): the frozen item-embedding table the LLM reads.
 
-The package itself re-exports the ``pretrain`` stage, so ``stages.seqrec`` can be used as a stage.
+Their configs are in ``stages.seqrec.config``, which imports no torch, and this package imports
+nothing, so building a config never loads torch.
 ``stages.seqrec.table.run_table`` trains models x seeds and writes the comparison table;
 ``stages.seqrec.sweep.run_sweep`` chooses hyperparameters for it on validation only.
 """
-
-from stages.seqrec import embeddings, import_sr, pretrain, text_embeddings
-from stages.seqrec.pretrain import NAME, PretrainConfig, load_model, run
-
-__all__ = ["NAME", "PretrainConfig", "run", "load_model", "pretrain", "embeddings", "text_embeddings",
-           "import_sr"]

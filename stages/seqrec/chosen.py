@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stages.seqrec.train import PretrainConfig
+from stages.seqrec.config import PretrainConfig
 
 # "artist" = LastFM (docs/seqrec_results.md, "LastFM: settings chosen on validation").
 CHOSEN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {

@@ -10,23 +10,15 @@ frozen title vectors, i.e. exactly what the model fed its encoder. The input is 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from stages.item_embeddings import save_item_embeddings
+from stages.seqrec.config import EmbeddingsConfig
 from stages.seqrec.pretrain import load_model
 
 NAME = "embeddings"
-
-
-@dataclass(frozen=True)
-class EmbeddingsConfig:
-    """Configuration of the ``embeddings`` stage."""
-
-    include_metrics: bool = True
-    """Copy the recommender's own val/test HR@1 from the pretrain artifact into ``embedding.json``."""
 
 
 def run(config: EmbeddingsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:

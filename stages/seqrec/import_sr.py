@@ -15,7 +15,6 @@ Item ids: a checkpoint row is a release id (0-based). A dataset imported from th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,33 +24,15 @@ import torch
 from stages.errors import DataError
 from stages.files import sha256_file
 from stages.seqrec.checkpoint import read_checkpoint
+from stages.seqrec.config import IMPORTED_MODEL, ImportConfig
 from stages.seqrec.data import MAX_LEN, load_prepared
 from stages.seqrec.pretrain import score_and_save
 from stages.seqrec.released import RENAME, from_tensors
 
 NAME = "import-sr"
-MODEL = "sasrec-released"
+MODEL = IMPORTED_MODEL
 LOSS = "authors"  # trained by the LLaRA authors (lr 1e-3, L2 1e-4, seed 1234, per the archive name)
 RAW_MOVIELENS = ("bundled", "ml100k", "recbole")  # sources whose raw movie ids are release id + 1
-
-
-@dataclass(frozen=True)
-class ImportConfig:
-    """Configuration of ``import-sr``."""
-
-    NOT_IN_ID = ("file",)  # the file's sha256 is in the id instead (see tasks.pretrain)
-
-    file: str = ""
-    """The released checkpoint (``rec_model/<dataset>.pt``: a ``torch.save`` of a whole module)."""
-    allow_pickle: bool = False
-    """The file is a pickle; it is read only when this is set (with a restricted unpickler)."""
-    seed: int = 0
-    """Seed of the bootstrap CIs (the checkpoint itself was trained by its authors with seed 1234)."""
-    dropout: float = 0.1
-    """Dropout of the network (inactive when scoring); recorded so the model reloads like ours."""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def release_rows(data_dir: Path, n_items: int, n_rows: int, file: str) -> np.ndarray:

@@ -18,11 +18,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stages.errors import DataError
+from stages.seqrec.config import PretrainConfig
 from stages.seqrec.data import MAX_LEN, Prepared, load_prepared
 from stages.seqrec.evaluate import evaluate, write_scores
 from stages.seqrec.models import MODELS, build_model
 from stages.seqrec.text_embeddings import load_text_embeddings
-from stages.seqrec.train import PretrainConfig, train
+from stages.seqrec.train import train
 
 NAME = "pretrain"
 __all__ = ["NAME", "PretrainConfig", "run", "load_model"]

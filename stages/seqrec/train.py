@@ -9,68 +9,16 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from stages.seqrec.config import LOSSES, SELECT_METRICS, PretrainConfig  # noqa: F401  (re-exported)
 from stages.seqrec.data import Split
 from stages.seqrec.evaluate import evaluate
-
-LOSSES = ("ce", "bce1")
-SELECT_METRICS = ("hr@1", "ndcg@5")
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Configuration of stage 1 (``pretrain``): one sequential recommender trained on item ids."""
-
-    # How the run looks, not what it computes: kept out of the artifact id.
-    NOT_IN_ID = ("threads", "progress")
-
-    model: str = "sasrec"
-    """One of sasrec, gru4rec, caser, morec (morec also needs the ``text`` input artifact)."""
-    loss: str = "ce"
-    """``ce``: softmax cross-entropy over the whole catalogue (stronger, Klenitskiy & Vasilev 2023);
-    ``bce1``: binary cross-entropy on the target and ONE uniformly sampled negative (LLaRA parity)."""
-    dim: int = 64
-    """Item-embedding and hidden size (LLaRA: 64; stage 2's projector input)."""
-    dropout: float = 0.1
-    """Dropout rate inside the models."""
-    lr: float = 1e-3
-    """Adam learning rate (LLaRA: 1e-3)."""
-    weight_decay: float = 1e-6
-    """Adam's L2 weight decay (LLaRA searched 1e-3..1e-7)."""
-    batch_size: int = 256
-    """Training rows per optimizer step (LLaRA: 256)."""
-    epochs: int = 20
-    """Maximum number of passes over the training rows (ML-100K with ce peaks at ~5-8 epochs)."""
-    patience: int = 3
-    """Stop after this many epochs without a better validation ``select_metric``."""
-    min_epochs: int = 8
-    """Never stop before this many epochs. An untrained model can score a lucky validation NDCG@5 that
-    the next 3-4 epochs do not beat (LastFM SASRec, seeds 0 and 1: best epoch 0, test HR@1 .04/.10)."""
-    select_metric: str = "ndcg@5"
-    """Validation metric for early stopping and checkpoint choice. NDCG@5 by default: on ~100
-    validation users HR@1 moves in steps of 1 %, so it picks lucky epochs more than NDCG@5 does."""
-    seed: int = 0
-    """Seeds initialisation, dropout, batch order and sampled negatives."""
-    threads: int = 1
-    """torch CPU threads; 0 leaves torch's default. One by default: these models' matrices (256 x 64)
-    are too small to gain from intra-op threads, and on a shared machine extra threads cost 3-5x."""
-    progress: bool = True
-    """Show a tqdm bar over epochs."""
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

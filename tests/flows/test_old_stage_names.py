@@ -47,7 +47,7 @@ def test_an_old_named_artifact_is_listed_marked_and_not_reused(
 
     with pytest.raises(ArtifactError, match="no embeddings artifact yet"):
         resolve(store, "embeddings", None)  # the latest-of-stage lookup skips it
-    new, hit = run_stage(embeddings_stage, config, {"model": model}, store)
+    new, hit = run_stage("embeddings", config, {"model": model}, store)
     assert not hit and new.id != old.id and new.stage == "embeddings"
     assert resolve(store, "embeddings", None).id == new.id
 

@@ -3,11 +3,15 @@ every artifact of the run listed by ``llara store ls`` under a name ``llara stag
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.flows.test_light_imports import HEAVY_LIBRARIES
 from tests.flows.test_server import tiny_movielens
 from tests.stages.seqrec.test_seqrec_import import SASRec
 
@@ -54,6 +58,14 @@ def test_reproduce_with_a_released_checkpoint(prefect_harness, tmp_path: Path) -
     listed = lambda: sorted(p.name for p in (tmp_path / "s" / "objects").iterdir())  # noqa: E731
     objects = listed()
     assert reproduce_cached(**parameters) == out
+    # ... and, in a fresh process as `llara run` is, without loading what the stages compute with
+    program = (
+        "import json, sys; from flows.reproduce import reproduce_cached; "
+        f"out = reproduce_cached(**json.loads({json.dumps(parameters)!r})); "
+        "print(json.dumps([out is not None, sorted(m for m in HEAVY if m in sys.modules)]))"
+    ).replace("HEAVY", repr(HEAVY_LIBRARIES))
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [True, []], done.stderr[-2000:]
     assert reproduce_cached(**parameters, refresh=["report"]) is None  # a refresh always runs the flow
     shutil.rmtree(Path(out["report_path"]).parent)
     assert reproduce_cached(**parameters) is None

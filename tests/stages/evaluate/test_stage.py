@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stages.evaluate import EvaluateConfig, load_rows, run
+from stages.evaluate.evaluate import EvaluateConfig, load_rows, run
 from stages.evaluate.scoring import candidate_answer_ids
 from stages.item_embeddings import save_item_embeddings
 from stages.llm.templates import draw_template
