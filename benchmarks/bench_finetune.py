@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages.item_embeddings import save_item_embeddings  # noqa: E402
 from stages.llm import prompts  # noqa: E402
 from stages.llm.backbone import load_backbone  # noqa: E402
+from stages.llm.config import resolve_zero_stage  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.finetune import FinetuneConfig, FinetuneRecipe  # noqa: E402
 from stages.llm.model import LoraSettings  # noqa: E402
@@ -109,7 +110,6 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
             n = int(mask.sum())
             examples.append({"input_ids": ids[:n], "labels": labels[:n]})
     pad = int(backbone.tokenizer.pad_token_id)
-    counts: dict[str, list[int]] = {"real": [], "padded": []}  # per micro-batch
 
     def collate(features: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
@@ -119,8 +119,6 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
         for b, f in enumerate(features):
             n = len(f["input_ids"])
             ids[b, :n], labels[b, :n], mask[b, :n] = f["input_ids"], f["labels"], 1
-        counts["real"].append(int(mask.sum()))
-        counts["padded"].append(mask.numel())
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     lora = config.lora
@@ -136,16 +134,29 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
     )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # Tokens are counted where the model runs, per optimizer step: the collate function also sees
+    # the batch that accelerate's loader fetches ahead (to detect the end), which is never trained.
     times: list[float] = []
+    steps: list[dict[str, int]] = []
+    current = {"real": 0, "padded": 0}
+
+    def count_tokens(module, args, kwargs):  # noqa: ANN001, ANN202
+        mask = kwargs["attention_mask"]
+        current["real"] += int(mask.sum())
+        current["padded"] += mask.numel()
+
+    model.register_forward_pre_hook(count_tokens, with_kwargs=True)
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            current.update(real=0, padded=0)
             times.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             times[-1] = time.perf_counter() - times[-1]
+            steps.append(dict(current))
 
     args = TrainingArguments(
         output_dir=str(out),
@@ -166,8 +177,8 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
         model=model, args=args, train_dataset=examples, data_collator=collate, callbacks=[StepTimer()]
     )
     trainer.train()
-    accum = config.grad_accum
-    real, padded = sum(counts["real"][accum:]), sum(counts["padded"][accum:])  # skip step 1, as for ours
+    real = sum(step["real"] for step in steps[1:])  # skip step 1, as for ours
+    padded = sum(step["padded"] for step in steps[1:])
     seconds = sum(times[1:])
     return {"tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded, "seconds": seconds}
 
@@ -223,7 +234,9 @@ def main() -> None:
     )
     parser.add_argument("--effective-batch", type=int, default=128 if torch.cuda.is_available() else 8)
     parser.add_argument("--micro-batches", default="2,4,8", help="comma-separated micro-batch sizes to try")
-    parser.add_argument("--zero-stages", default="2", help="comma-separated ZeRO stages to try for ours")
+    parser.add_argument(
+        "--zero-stages", default="auto", help="comma-separated ZeRO stages for ours (auto: the default)"
+    )
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
@@ -242,7 +255,8 @@ def main() -> None:
         prompts_dir, embeddings = args.prompts, args.embeddings
     micro_sizes = [int(m) for m in args.micro_batches.split(",") if args.effective_batch % int(m) == 0]
     runs: list[dict] = []
-    for side, stages in (("ours", [int(z) for z in args.zero_stages.split(",")]), ("hf_trainer", [None])):
+    zero_stages = [None if z == "auto" else int(z) for z in args.zero_stages.split(",")]
+    for side, stages in (("ours", zero_stages), ("hf_trainer", [None])):
         for zero in stages:
             for micro in micro_sizes:
                 config = {
@@ -258,7 +272,8 @@ def main() -> None:
                     **({"zero_stage": zero} if zero is not None else {}),
                 }
                 result = measure(side, config, prompts_dir, embeddings, work / f"{side}-{zero}-{micro}")
-                runs.append({"side": side, "zero_stage": zero, "micro_batch": micro, **result})
+                used = resolve_zero_stage(zero, 1, False) if side == "ours" else None
+                runs.append({"side": side, "zero_stage": used, "micro_batch": micro, **result})
                 print(json.dumps(runs[-1]), flush=True)
     best = {}
     for side in ("ours", "hf_trainer"):

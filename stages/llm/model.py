@@ -118,7 +118,7 @@ class PromptLM(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         logit_positions: torch.Tensor,
         targets: torch.Tensor,
         history_values: torch.Tensor | None = None,
@@ -126,7 +126,8 @@ class PromptLM(nn.Module):
     ) -> torch.Tensor:
         """Mean cross-entropy over the answer tokens ``targets`` (IGNORE_INDEX entries left out).
 
-        input_ids / attention_mask: (B, L); logit_positions / targets: (B, K), the positions that
+        input_ids / attention_mask: (B, L), the mask None for causal attention only (a right-padded
+        batch needs no more, see ``Batch.loss``); logit_positions / targets: (B, K), the positions that
         predict an answer token and that token (``stages.llm.data.Batch``). Only those K positions
         go through the vocabulary head: the answer is ~10 of ~270 tokens, and full-vocabulary fp32
         logits everywhere cost a fifth of the forward pass and most of its activation memory.

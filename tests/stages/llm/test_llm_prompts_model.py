@@ -149,7 +149,8 @@ def test_length_grouping_reduces_padding(llm_inputs: dict[str, Path]) -> None:
 
 
 def test_answer_position_loss_equals_full_logits_loss_and_gradients(llm_inputs: dict[str, Path]) -> None:
-    """Logits at the answer positions only: the same loss and LoRA gradients as HF's ``labels=`` path."""
+    """Logits at the answer positions only, under the causal mask alone (``Batch.loss``, what the
+    recipe runs): the same loss and LoRA gradients as HF's ``labels=`` path with the padding mask."""
     backbone, model, data, _ = _model(llm_inputs)
     candidates = data.epoch_candidates(0)
     lm = PromptLM(model.llm, model.tokens).train()
@@ -157,20 +158,14 @@ def test_answer_position_loss_equals_full_logits_loss_and_gradients(llm_inputs: 
     for hybrid in (False, True):
         b = data.train_batch(rows, candidates, template=2, hybrid=hybrid)
         assert (b.targets == IGNORE_INDEX).any(), "some row must have a shorter answer than K"
-        history = candidates_v = None
-        if hybrid:
-            history = model.projector(model.item_embeddings[b.history_items])
-            candidates_v = model.projector(model.item_embeddings[b.candidate_items])
+        assert (b.attention_mask == 0).any(), "some row must be padded"
 
         def grads_of(loss: torch.Tensor) -> list[torch.Tensor]:
             params = [p for p in lm.parameters() if p.requires_grad]
             return list(torch.autograd.grad(loss, params, retain_graph=False))
 
-        ours = lm(b.input_ids, b.attention_mask, b.logit_positions, b.targets, history, candidates_v)
+        ours = b.loss(lm, model.projector, model.item_embeddings)
         ours_grads = grads_of(ours)
-        if hybrid:
-            history = model.projector(model.item_embeddings[b.history_items])
-            candidates_v = model.projector(model.item_embeddings[b.candidate_items])
         emb = model.llm.get_input_embeddings()(b.input_ids)
         emb = model.inputs_embeds(b.input_ids, b.history_items, b.candidate_items, hybrid) if hybrid else emb
         full = model.llm(

@@ -9,8 +9,8 @@ import pytest
 from stages.errors import DataError
 from stages.evaluate.aggregate import aggregate_seeds, result_rows
 from stages.metrics import Estimate
-from stages.report.report import ReportConfig, run
 from stages.report.published import PUBLISHED_CSV, canonical_dataset, load_published, published_model
+from stages.report.report import ReportConfig, run
 
 
 def metrics_dir(
