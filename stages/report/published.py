@@ -11,7 +11,10 @@ conventional recommenders). ``source`` says where a number comes from:
 - ``reproduction_report``: a third-party reproduction of the same protocol.
 
 Our row names map onto the published ``model`` names with ``published_model`` (e.g. our
-``zero-shot`` row is the paper's ``Llama2`` row, run on whatever backbone we evaluated).
+``zero-shot`` row is the paper's ``Llama2`` row, run on whatever backbone we evaluated). A variant of
+one recommender, ``SASRec (released)`` (the authors' released checkpoint) or ``SASRec (conv)`` (their
+architecture, trained by us), is compared with that recommender's published row, and so are the LLaRA
+rows built on it (``LLaRA(SASRec, released)`` -> ``LLaRA(SASRec)``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ SOURCE_LABELS = {
     "reproduction_report": "third-party reproduction",
 }
 ROW_ALIASES = {"zero-shot": "Llama2", "llama2": "Llama2", "gpt-4": "GPT-4", "gpt4": "GPT-4"}
+# Qualifiers of a recommender row that keep its published counterpart: the authors' checkpoint, their
+# architecture. "SASRec (released)" -> "SASRec"; "LLaRA(SASRec, released)" -> "LLaRA(SASRec)".
+VARIANTS = ("released", "conv")
+_VARIANT = "|".join(VARIANTS)
+_SR_VARIANT = re.compile(rf"^(?P<sr>[^()]+?)\s*\((?:{_VARIANT})\)$", re.IGNORECASE)
+_LLARA_VARIANT = re.compile(rf"^LLaRA\((?P<sr>[^(),]+?)\s*,\s*(?:{_VARIANT})\)$", re.IGNORECASE)
 
 
 def load_published(path: Path = PUBLISHED_CSV) -> pl.DataFrame:
@@ -49,13 +58,19 @@ def canonical_dataset(name: str) -> str:
 
 
 def published_model(row: str) -> str:
-    """Our row name as a published model name: aliases, then ``LLaRA (SASRec)`` -> ``LLaRA(SASRec)``."""
+    """Our row name as a published model name: aliases, variants (``SASRec (released)`` -> ``SASRec``),
+    then ``LLaRA (SASRec)`` -> ``LLaRA(SASRec)``."""
     base = row.split(" [")[0].strip()
     if base.lower().startswith("zero-shot"):
         return "Llama2"
     if base.lower() in ROW_ALIASES:
         return ROW_ALIASES[base.lower()]
-    return re.sub(r"\s+\(", "(", base)
+    base = re.sub(r"\s+\(", "(", base)
+    if match := _LLARA_VARIANT.match(base):
+        return f"LLaRA({match['sr'].strip()})"
+    if match := _SR_VARIANT.match(base):
+        return match["sr"].strip()
+    return base
 
 
 def published_wide(published: pl.DataFrame | None = None) -> pl.DataFrame:

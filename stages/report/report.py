@@ -198,7 +198,9 @@ def render_markdown(
             ]
     lines += ["## Sources of the published numbers", ""]
     lines += [f"- `{s}`: {SOURCE_LABELS[s]}" for s in SOURCES]
-    lines += ["", "Our `zero-shot` row corresponds to the paper's `Llama2` row (on our backbone).", ""]
+    lines += ["", "Our `zero-shot` row corresponds to the paper's `Llama2` row (on our backbone).",
+              "Rows on the authors' released SASRec checkpoint or their SASRec architecture (`released`,",
+              "`conv`) are set beside the published SASRec and LLaRA(SASRec) numbers.", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     return "\n".join(lines)

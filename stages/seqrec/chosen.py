@@ -20,7 +20,7 @@ CHOSEN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = {
         {
             "gru4rec": {"lr": 3e-3},
             "caser": {"weight_decay": 1e-4},
-            "sasrec": {"lr": 3e-3, "dropout": 0.7},
+            "sasrec": {"lr": 3e-3, "dropout": 0.7, "weight_decay": 1e-4},  # L2 1e-4: 2026-12-01 sweep
         },
     ),
 }

@@ -114,10 +114,10 @@ def test_pretrain_uses_the_settings_chosen_for_the_domain(tmp_path):
     data = llara("prepare", f"llara-release:{release}", "--allow-pickle", store=tmp_path)
     data = data.stdout.strip().splitlines()[-1]
     quick = ("pretrain", "--data", data, "--model", "sasrec", "--epochs", "1", "--set", "min_epochs=1")
-    for profile, expected in (("chosen", (0.003, 0.7)), ("defaults", (0.001, 0.1))):
+    for profile, expected in (("chosen", (0.003, 0.7, 1e-4)), ("defaults", (0.001, 0.1, 1e-6))):
         run = llara(*quick, "--profile", profile, store=tmp_path)
         assert run.returncode == 0, run.stderr
         assert ("chosen on validation for domain 'artist'" in run.stderr) == (profile == "chosen")
         model_dir = Path(run.stderr.split("model artifact: ")[1].split()[0])
         config = json.loads((model_dir / "config.json").read_text())["config"]
-        assert (config["lr"], config["dropout"], config["epochs"]) == (*expected, 1)
+        assert (config["lr"], config["dropout"], config["weight_decay"], config["epochs"]) == (*expected, 1)

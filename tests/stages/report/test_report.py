@@ -171,3 +171,29 @@ def test_report_names_each_llm_rows_selected_step_and_plots_validation(tmp_path:
     )
     assert "| zero-shot | scoring | test | tiny-random | 0 | 95 | – | – |" in md
     assert (out / "validation.png").stat().st_size > 0 and "![validation.png](validation.png)" in md
+
+
+def test_released_and_conv_rows_get_the_published_sasrec_numbers(tmp_path: Path) -> None:
+    from stages.report.report import SR_ROW_NAMES, llara_row
+
+    released, llara_released = SR_ROW_NAMES["sasrec-released"], llara_row("sasrec-released", "curriculum")
+    assert (released, llara_released) == ("SASRec (released)", "LLaRA(SASRec, released)")
+    assert published_model(released) == "SASRec" and published_model(llara_released) == "LLaRA(SASRec)"
+    assert published_model("SASRec (conv)") == "SASRec"
+    assert published_model(llara_row("sasrec-conv", "text+id")) == "LLaRA(SASRec)"  # ablation: same base
+    assert published_model("LLaRA(GRU4Rec)") == "LLaRA(GRU4Rec)" and published_model("TALLRec") == "TALLRec"
+    src = tmp_path / "in"
+    src.mkdir()
+    inputs = {
+        "sr": metrics_dir(src, "a", released, "sr", 0, 0.30, dataset="lastfm"),
+        "llara": metrics_dir(src, "b", llara_released, "scoring", 0, 0.45, dataset="lastfm"),
+    }
+    run(ReportConfig(), inputs, tmp_path / "out")
+    table = pl.read_parquet(tmp_path / "out" / "results.parquet").filter(pl.col("metric") == "hr@1")
+    by_row = {r["row"]: r for r in table.iter_rows(named=True)}
+    assert by_row[released]["hr1_paper_table2"] == pytest.approx(0.2233)  # paper SASRec, LastFM
+    assert by_row[released]["hr1_reproduction_report"] == pytest.approx(0.2367)
+    assert by_row[llara_released]["hr1_paper_table2"] == pytest.approx(0.4508)  # paper LLaRA(SASRec)
+    assert by_row[llara_released]["hr1_repo_readme_2024_07"] == pytest.approx(0.5246)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| SASRec (released) | sr | test |" in md and "0.2233" in md and "0.4508" in md
