@@ -42,10 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages.item_embeddings import save_item_embeddings  # noqa: E402
 from stages.llm import prompts  # noqa: E402
 from stages.llm.backbone import load_backbone  # noqa: E402
-from stages.llm.config import resolve_zero_stage  # noqa: E402
+from stages.llm.config import LoraSettings, resolve_zero_stage  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.finetune import FinetuneConfig, FinetuneRecipe  # noqa: E402
-from stages.llm.model import LoraSettings  # noqa: E402
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}

@@ -20,10 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from any directory
 
+from stages.seqrec.config import PretrainConfig  # noqa: E402
 from stages.seqrec.data import EXAMPLE_COLUMNS, Split, load_prepared, write_prepared  # noqa: E402
 from stages.seqrec.evaluate import score_candidates  # noqa: E402
 from stages.seqrec.models import MODELS, build_model  # noqa: E402
-from stages.seqrec.train import PretrainConfig, train  # noqa: E402
+from stages.seqrec.train import train  # noqa: E402
 
 
 def synthetic_prepared(root: Path, n_users: int = 943, n_items: int = 1682, n_inter: int = 100_000) -> Path:

@@ -45,7 +45,7 @@ def finetune_row(
     profile: str = "paper",
 ) -> dict:
     """A plan row that fine-tunes with ``schedule`` and evaluates both modes, named as the flows name it."""
-    from stages.report.report import llara_row  # polars lives there: plans are written where the stack is
+    from stages.report.config import llara_row
 
     return {
         "name": name,

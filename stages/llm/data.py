@@ -23,10 +23,11 @@ from transformers import PreTrainedTokenizerBase
 from stages.candidates import draw_candidates
 from stages.llm.assembly import PieceEncoder
 from stages.llm.backbone import SpecialTokenIds
+from stages.llm.config import TemplateChoice
 from stages.llm.inputs import read_prompts_info
 from stages.llm.model import project_items
 from stages.llm.prompts import read_eval_prompts
-from stages.llm.templates import IGNORE_INDEX, TemplateChoice, encode, render_prompt
+from stages.llm.templates import IGNORE_INDEX, encode, render_prompt
 
 GROUP = 50
 

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stages.llm.backbone import Backbone, SpecialTokenIds
-from stages.llm.config import LORA_TARGETS, LoraSettings  # noqa: F401  (re-exported)
+from stages.llm.config import LoraSettings
 from stages.llm.templates import IGNORE_INDEX
 
 PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"

@@ -31,11 +31,10 @@ import pyarrow.parquet as pq
 from stages.contract import check_candidates, read_meta
 from stages.errors import DataError
 from stages.llm.backbone import SpecialTokenIds, load_tokenizer
-from stages.llm.config import PromptsConfig
+from stages.llm.config import PromptsConfig, TemplateChoice
 from stages.llm.templates import (
     MODES,
     TEMPLATES,
-    TemplateChoice,
     draw_template,
     encode,
     render_prompt,

@@ -16,7 +16,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from stages.llm.backbone import CANS_EMB, HISTORY_EMB, PH
-from stages.llm.config import TemplateChoice  # noqa: F401  (re-exported)
+from stages.llm.config import TemplateChoice
 
 HISTORY_SLOT, CANS_SLOT, COUNT_SLOT = "[HistoryHere]", "[CansHere]", "{n}"
 ANSWER_PREFIX, TERMINATOR = " ", "\n"

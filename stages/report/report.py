@@ -24,7 +24,7 @@ import polars as pl
 from stages.errors import DataError
 from stages.evaluate.aggregate import RESULT_SCHEMA, aggregate_seeds
 from stages.inputs import read_json
-from stages.report.config import LLARA_SR_NAMES, SR_ROW_NAMES, ReportConfig, llara_row  # noqa: F401
+from stages.report.config import SR_ROW_NAMES, ReportConfig
 from stages.report.plots import caption, plot_hr1, plot_training
 from stages.report.published import (
     SOURCE_LABELS,

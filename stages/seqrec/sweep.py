@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from stages.seqrec.config import PretrainConfig
 from stages.seqrec.table import parse_setting, run_one
-from stages.seqrec.train import PretrainConfig
 
 # Fields that identify a run or only change how it looks: never grid axes.
 NOT_SWEPT = ("model", "seed", *PretrainConfig.NOT_IN_ID)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from stages.metrics import bootstrap, hit_at_k, ndcg_at_k
 from stages.seqrec import pretrain, text_embeddings
-from stages.seqrec.train import PretrainConfig
+from stages.seqrec.config import PretrainConfig
 
 # LLaRA paper (arXiv 2312.02445) Table 2, HitRatio@1 of the stage-1 recommenders (source paper_table2
 # of the project's reference/published_results.csv).

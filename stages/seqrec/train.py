@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from stages.seqrec.config import LOSSES, SELECT_METRICS, PretrainConfig  # noqa: F401  (re-exported)
+from stages.seqrec.config import PretrainConfig
 from stages.seqrec.data import Split
 from stages.seqrec.evaluate import evaluate
 

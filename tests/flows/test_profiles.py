@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.profiles import PAPER_PRETRAIN, pipeline_profile
-from stages.seqrec.train import PretrainConfig
+from stages.seqrec.config import PretrainConfig
 
 
 def test_paper_profile_applies_the_lastfm_settings_per_model() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.llm.config import LoraSettings
 from stages.llm.finetune import FinetuneRecipe
-from stages.llm.model import LoraSettings
 from stages.llm.profiles import profile
 
 

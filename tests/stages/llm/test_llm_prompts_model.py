@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from stages.llm.backbone import load_backbone
+from stages.llm.config import LoraSettings
 from stages.llm.data import PromptData
-from stages.llm.model import LoraSettings, PromptLM, build_llara_model, load_trained, save_trained
+from stages.llm.model import PromptLM, build_llara_model, load_trained, save_trained
 from stages.llm.templates import IGNORE_INDEX
 
 

@@ -174,7 +174,7 @@ def test_report_names_each_llm_rows_selected_step_and_plots_validation(tmp_path:
 
 
 def test_released_and_conv_rows_get_the_published_sasrec_numbers(tmp_path: Path) -> None:
-    from stages.report.report import SR_ROW_NAMES, llara_row
+    from stages.report.config import SR_ROW_NAMES, llara_row
 
     released, llara_released = SR_ROW_NAMES["sasrec-released"], llara_row("sasrec-released", "curriculum")
     assert (released, llara_released) == ("SASRec (released)", "LLaRA(SASRec, released)")

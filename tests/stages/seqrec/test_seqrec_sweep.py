@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from stages.seqrec.config import PretrainConfig
 from stages.seqrec.sweep import config_key, parse_grid, parse_point, run_sweep, set_flags
 from stages.seqrec.table import parse_model_settings, parse_setting, run_table
-from stages.seqrec.train import PretrainConfig
 
 FAST = PretrainConfig(epochs=1, batch_size=32, progress=False, threads=1)
 

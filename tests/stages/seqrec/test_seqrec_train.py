@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.seqrec.config import PretrainConfig
 from stages.seqrec.data import load_prepared
 from stages.seqrec.evaluate import evaluate
 from stages.seqrec.models import build_model
-from stages.seqrec.train import PretrainConfig, train
+from stages.seqrec.train import train
 
 
 def fit(prepared: Path, **kw) -> tuple[torch.nn.Module, float]:
