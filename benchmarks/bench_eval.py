@@ -11,7 +11,12 @@ score difference between them is printed as a check. Both include the joint toke
 prompt + answer for every candidate (``candidate_answer_ids``), also timed alone. Generation: greedy, up to
 ``--max-new-tokens`` (64, the paper's setting), stopping a row at its first newline.
 Peak memory per phase: ``torch.cuda.max_memory_allocated`` on a GPU, peak RSS (VmHWM, reset
-between phases through ``/proc/self/clear_refs``) on the CPU. Ends with one JSON line.
+between phases through ``/proc/self/clear_refs``) on the CPU. Each ``--precision`` (default: fp32
+and bf16, in the same run) loads the model as the evaluate stage does (bf16: the linear weights in
+bf16 under autocast, ``stages.llm.mixed_precision``) and the ratios bf16 / fp32 are printed.
+Ends with one JSON line.
+
+    python benchmarks/bench_eval.py --backbone smollm2-135m --rows 32 --scorers masked
 """
 
 from __future__ import annotations
@@ -90,6 +95,64 @@ def timed(run: Callable[[], object], device: torch.device) -> tuple[object, floa
     return result, time.perf_counter() - start, peak_mb(device)
 
 
+def measure(args: argparse.Namespace, precision: str, device: torch.device, rows: list[EvalRow]) -> dict:
+    """Every figure of one precision: the model loaded and run as the evaluate stage does."""
+    from stages.llm.backbone import load_backbone
+    from stages.llm.mixed_precision import autocast, store_frozen_linears_in_bf16
+
+    backbone = load_backbone(args.backbone, device=device)
+    model, tokenizer = backbone.model.eval(), backbone.tokenizer
+    if precision == "bf16":
+        store_frozen_linears_in_bf16(model)
+    prompt_tokens = sum(len(tokenizer(r.prompt)["input_ids"]) for r in rows)
+    start = time.perf_counter()
+    answer_tokens = sum(len(a) for r in rows for a in candidate_answer_ids(tokenizer, r))
+    answer_ids_s = time.perf_counter() - start  # part of every scorer's time (joint tokenization)
+    configs = {
+        "masked": ScoringConfig(max_tokens_per_forward=args.max_tokens_per_forward),
+        # the evaluate stage's cache-copy settings: batch_size // 2 prompts, 80 continuations
+        "cache_copy": ScoringConfig(method="cache_copy", prompt_batch_size=max(1, args.batch_size // 2)),
+    }
+    configs = {k: v for k, v in configs.items() if k in args.scorers.split(",")}
+    gen_config = GenerationConfigEval(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    figures: dict[str, object] = {
+        "prompt_tokens_mean": prompt_tokens / len(rows),
+        "answer_tokens_mean": answer_tokens / len(rows),
+        "answer_tokenization_rows_per_s": len(rows) / answer_ids_s,
+    }
+    with autocast(device, precision):
+        for config in configs.values():  # warm-up
+            score_candidates(model, tokenizer, rows[:1], None, config)
+        scores = {}
+        for name, config in configs.items():
+            scores[name], seconds, peak = timed(
+                lambda c=config: score_candidates(model, tokenizer, rows, None, c)[0], device
+            )
+            figures[f"scoring_{name}_rows_per_s"] = len(rows) / seconds
+            figures[f"scoring_{name}_tokens_per_s"] = (prompt_tokens + answer_tokens) / seconds
+            figures[f"scoring_{name}_peak_mb"] = peak
+            print(f"{precision} scoring {name:>10}: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
+        figures["scores"] = scores["masked" if "masked" in scores else next(iter(scores))]
+        if len(scores) == 2:
+            speedup = figures["scoring_masked_rows_per_s"] / figures["scoring_cache_copy_rows_per_s"]
+            figures["scoring_masked_over_cache_copy"] = speedup
+            figures["scoring_max_abs_diff"] = float(np.abs(scores["masked"] - scores["cache_copy"]).max())
+            print(f"{precision} masked / cache_copy: x{speedup:.2f}")
+        if not args.skip_generation:
+            generate_answers(model, tokenizer, rows[:1], None, gen_config)  # warm-up
+            answers, seconds, peak = timed(
+                lambda: generate_answers(model, tokenizer, rows, None, gen_config), device
+            )
+            new_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+            figures.update(
+                generation_rows_per_s=len(rows) / seconds,
+                generation_peak_mb=peak,
+                generated_tokens_mean=new_tokens / len(rows),
+            )
+            print(f"{precision} generation: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,75 +163,36 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-tokens-per-forward", type=int, default=ScoringConfig.max_tokens_per_forward)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
-    parser.add_argument("--precision", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp32")
+    parser.add_argument(
+        "--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (mixed, as the evaluate stage)"
+    )
+    parser.add_argument("--scorers", default="masked,cache_copy", help="comma-separated: masked, cache_copy")
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from stages.evaluate.evaluate import model_dtype
-    from stages.llm.backbone import load_backbone
-
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if args.device == "auto" else args.device)
-    dtype = model_dtype(args.precision, device)
-    backbone = load_backbone(args.backbone, dtype=dtype, device=device)
-    model, tokenizer = backbone.model.eval(), backbone.tokenizer
     rows = make_rows(args.rows)
-    prompt_tokens = sum(len(tokenizer(r.prompt)["input_ids"]) for r in rows)
-    start = time.perf_counter()
-    answer_tokens = sum(len(a) for r in rows for a in candidate_answer_ids(tokenizer, r))
-    answer_ids_s = time.perf_counter() - start  # part of every scorer's time (joint tokenization)
-    configs = {
-        "masked": ScoringConfig(max_tokens_per_forward=args.max_tokens_per_forward),
-        # the evaluate stage's cache-copy settings: batch_size // 2 prompts, 80 continuations
-        "cache_copy": ScoringConfig(method="cache_copy", prompt_batch_size=max(1, args.batch_size // 2)),
-    }
-    gen_config = GenerationConfigEval(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    for config in configs.values():  # warm-up
-        score_candidates(model, tokenizer, rows[:1], None, config)
-
-    figures: dict[str, float] = {}
-    scores = {}
-    for name, config in configs.items():
-        scores[name], seconds, peak = timed(
-            lambda c=config: score_candidates(model, tokenizer, rows, None, c)[0], device
-        )
-        figures[f"scoring_{name}_rows_per_s"] = len(rows) / seconds
-        figures[f"scoring_{name}_tokens_per_s"] = (prompt_tokens + answer_tokens) / seconds
-        figures[f"scoring_{name}_peak_mb"] = peak
-        print(f"scoring {name:>10}: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
-    speedup = figures["scoring_masked_rows_per_s"] / figures["scoring_cache_copy_rows_per_s"]
-    max_diff = float(np.abs(scores["masked"] - scores["cache_copy"]).max())
-    print(f"masked / cache_copy: x{speedup:.2f} (largest score difference {max_diff:.2e})")
-    print(f"answer tokenization alone (in both): {len(rows) / answer_ids_s:.1f} rows/s")
-    result = {
+    precisions = args.precision.split(",")
+    by_precision = {p: measure(args, p, device, rows) for p in precisions}
+    result: dict[str, object] = {
         "backbone": args.backbone,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(dtype).removeprefix("torch."),
         "rows": len(rows),
         "threads": torch.get_num_threads(),
-        "prompt_tokens_mean": prompt_tokens / len(rows),
-        "answer_tokens_mean": answer_tokens / len(rows),
         "max_tokens_per_forward": args.max_tokens_per_forward,
-        "answer_tokenization_rows_per_s": len(rows) / answer_ids_s,
-        **figures,
-        "scoring_masked_over_cache_copy": speedup,
-        "scoring_max_abs_diff": max_diff,
     }
-    if not args.skip_generation:
-        generate_answers(model, tokenizer, rows[:1], None, gen_config)  # warm-up
-        answers, seconds, peak = timed(
-            lambda: generate_answers(model, tokenizer, rows, None, gen_config), device
-        )
-        new_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-        result.update(
-            generation_rows_per_s=len(rows) / seconds,
-            generation_peak_mb=peak,
-            generated_tokens_mean=new_tokens / len(rows),
-            scoring_masked_over_generation=figures["scoring_masked_rows_per_s"] * seconds / len(rows),
-        )
-        print(f"generation: {len(rows) / seconds:8.2f} rows/s  peak {peak:8.0f} MiB")
+    for precision, figures in by_precision.items():
+        figures.pop("scores")
+        result.update({f"{precision}_{k}": v for k, v in figures.items()})
+    if {"fp32", "bf16"} <= set(precisions):
+        for key in ("scoring_masked_rows_per_s", "scoring_cache_copy_rows_per_s", "generation_rows_per_s"):
+            if f"fp32_{key}" in result:
+                ratio = result[f"bf16_{key}"] / result[f"fp32_{key}"]
+                result[f"bf16_over_fp32_{key.removesuffix('_rows_per_s')}"] = ratio
+                print(f"bf16 / fp32 {key.removesuffix('_rows_per_s')}: x{ratio:.2f}")
     print(json.dumps(result))
 
 

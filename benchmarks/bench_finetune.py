@@ -9,13 +9,19 @@ random order, dynamic padding to the longest row of each batch, the loss through
 Ours adds length-grouped batches, logits at the answer positions only, batches built from cached
 pieces in a background thread, and DeepSpeed ZeRO (``--zero-stages`` measures several).
 
+Each ``--precision`` (default fp32 and bf16, in the same run) runs both sides: ours in bf16 is the
+stage's mixed precision (``stages.llm.mixed_precision``), the Trainer's is its documented AMP
+(``TrainingArguments(bf16=True)``, on a CPU with ``use_cpu=True``).
+
 Figures: real (non-padding) tokens/s, padding fraction, peak memory (GPU: max allocated; CPU: peak
-RSS of the child), and on a GPU the MFU by 4N (what LoRA executes: the frozen weights get no weight
-gradient) and by 6N (the usual full fine-tuning count), N = the backbone's parameters.
+RSS of the child), the ratios ours bf16 / ours fp32 and ours / Trainer per precision, and the
+matmul roofline: the FLOP/s of a large bf16 (and fp32) GEMM measured in the same run, against which
+the training step's 4N FLOP per token (what LoRA executes: the frozen weights get no weight
+gradient; N = the backbone's parameters) is set; on a known GPU also the MFU by 4N and 6N.
 
     python benchmarks/bench_finetune.py --backbone tiny-random --steps 6
     python benchmarks/bench_finetune.py --backbone smollm2-135m --effective-batch 8 \
-        --micro-batches 2,4,8 --steps 3
+        --micro-batches 4,8 --steps 3
     python benchmarks/bench_finetune.py --backbone random:llama-2-7b --effective-batch 128 \
         --micro-batches 4,8,16 --zero-stages 0,2 --gradient-checkpointing          # GPU
 
@@ -26,6 +32,7 @@ dir. The last line of output is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -168,7 +175,7 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
         logging_strategy="no",
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(),
+        bf16=config.precision == "bf16",
         seed=config.seed,
         disable_tqdm=True,
     )
@@ -184,7 +191,10 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
 
 def child(spec: dict) -> None:
     """One measurement in this process; prints its JSON (the parent reads the last line)."""
-    config = FinetuneConfig(**{**spec["config"], "lora": LoraSettings(dropout=0.0)})
+    if spec["side"] == "gemm":  # in a child too: the same threads and a clean process
+        print(json.dumps({"bf16": gemm_flops(torch.bfloat16), "fp32": gemm_flops(torch.float32)}))
+        return
+    config = FinetuneConfig(**{**spec["config"], "lora": LoraSettings(dropout=spec["lora_dropout"])})
     prompts_dir, out = Path(spec["prompts"]), Path(spec["out"])
     try:
         if spec["side"] == "ours":
@@ -197,9 +207,27 @@ def child(spec: dict) -> None:
     print(json.dumps(result))
 
 
+def gemm_flops(dtype: torch.dtype, size: int = 4096, seconds: float = 3.0) -> float:
+    """FLOP/s of ``size`` x ``size`` matmuls in ``dtype`` on this process's device and threads."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    for _ in range(2):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * count / (time.perf_counter() - start)
+
+
 def measure(side: str, config: dict, prompts_dir: Path, embeddings: Path, out: Path) -> dict:
     spec = {"side": side, "config": config, "prompts": str(prompts_dir), "embeddings": str(embeddings)}
-    spec["out"] = str(out)
+    spec.update(out=str(out), lora_dropout=config.pop("lora_dropout", 0.1))
+    if side == "gemm":
+        spec = {"side": side}
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
     )
@@ -237,6 +265,10 @@ def main() -> None:
         "--zero-stages", default="auto", help="comma-separated ZeRO stages for ours (auto: the default)"
     )
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument(
+        "--lora-dropout", type=float, default=0.1, help="LoRA dropout of both sides (the stage's default 0.1)"
+    )
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -255,51 +287,77 @@ def main() -> None:
     micro_sizes = [int(m) for m in args.micro_batches.split(",") if args.effective_batch % int(m) == 0]
     runs: list[dict] = []
     zero_stages = [None if z == "auto" else int(z) for z in args.zero_stages.split(",")]
-    for side, stages in (("ours", zero_stages), ("hf_trainer", [None])):
-        for zero in stages:
-            for micro in micro_sizes:
-                config = {
-                    "backbone": args.backbone,
-                    "schedule": "text",
-                    "epochs": 1,
-                    "micro_batch": micro,
-                    "grad_accum": args.effective_batch // micro,
-                    "max_steps": args.steps,
-                    "max_train_rows": args.rows,
-                    "val_rows": 0,
-                    "gradient_checkpointing": args.gradient_checkpointing,
-                    **({"zero_stage": zero} if zero is not None else {}),
-                }
-                result = measure(side, config, prompts_dir, embeddings, work / f"{side}-{zero}-{micro}")
-                used = resolve_zero_stage(zero, 1, False) if side == "ours" else None
-                runs.append({"side": side, "zero_stage": used, "micro_batch": micro, **result})
-                print(json.dumps(runs[-1]), flush=True)
-    best = {}
-    for side in ("ours", "hf_trainer"):
-        ok = [r for r in runs if r["side"] == side and "tokens_per_s" in r]
-        best[side] = max(ok, key=lambda r: r["tokens_per_s"]) if ok else None
+    precisions = args.precision.split(",")
+    plan = [
+        (p, side, zero)
+        for p in precisions
+        for side in ("ours", "hf_trainer")
+        for zero in (zero_stages if side == "ours" else [None])
+    ]
+    for (precision, side, zero), micro in itertools.product(plan, micro_sizes):
+        config = {
+            "precision": precision,
+            "lora_dropout": args.lora_dropout,
+            "backbone": args.backbone,
+            "schedule": "text",
+            "epochs": 1,
+            "micro_batch": micro,
+            "grad_accum": args.effective_batch // micro,
+            "max_steps": args.steps,
+            "max_train_rows": args.rows,
+            "val_rows": 0,
+            "gradient_checkpointing": args.gradient_checkpointing,
+            **({"zero_stage": zero} if zero is not None else {}),
+        }
+        name = f"{precision}-{side}-{zero}-{micro}"
+        result = measure(side, config, prompts_dir, embeddings, work / name)
+        used = resolve_zero_stage(zero, 1, False) if side == "ours" else None
+        runs.append(
+            {"precision": precision, "side": side, "zero_stage": used, "micro_batch": micro, **result}
+        )
+        print(json.dumps(runs[-1]), flush=True)
+    gemm = measure("gemm", {}, prompts_dir, embeddings, work)
+    print(f"GEMM 4096^2: bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s, fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s")
     n_params = base_parameters(args.backbone)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device), None)
     for run in runs:
-        if peak and "tokens_per_s" in run:
-            run["mfu_4n"] = 4 * n_params * run["tokens_per_s"] / peak
-            run["mfu_6n"] = 6 * n_params * run["tokens_per_s"] / peak
+        if "tokens_per_s" in run:
+            run["roofline_4n"] = 4 * n_params * run["tokens_per_s"] / gemm[run["precision"]]
+            if peak:
+                run["mfu_4n"] = 4 * n_params * run["tokens_per_s"] / peak
+                run["mfu_6n"] = 6 * n_params * run["tokens_per_s"] / peak
+    best: dict[str, dict | None] = {}
+    for precision in precisions:
+        for side in ("ours", "hf_trainer"):
+            ok = [r for r in runs if (r["precision"], r["side"]) == (precision, side) and "tokens_per_s" in r]
+            best[f"{side}_{precision}"] = max(ok, key=lambda r: r["tokens_per_s"]) if ok else None
+
+    def ratio(a: str, b: str) -> float | None:
+        if best.get(a) and best.get(b):
+            return best[a]["tokens_per_s"] / best[b]["tokens_per_s"]
+        return None
+
     result = {
         "backbone": args.backbone,
         "device": device,
         "params": n_params,
         "effective_batch": args.effective_batch,
         "steps": args.steps,
-        "ours": best["ours"],
-        "hf_trainer": best["hf_trainer"],
-        "speedup_tokens_per_s": (
-            best["ours"]["tokens_per_s"] / best["hf_trainer"]["tokens_per_s"]
-            if best["ours"] and best["hf_trainer"]
-            else None
-        ),
+        "gemm_bf16_flops": gemm["bf16"],
+        "gemm_fp32_flops": gemm["fp32"],
+        **best,
+        **{f"ours_over_trainer_{p}": ratio(f"ours_{p}", f"hf_trainer_{p}") for p in precisions},
+        "ours_bf16_over_ours_fp32": ratio("ours_bf16", "ours_fp32"),
         "runs": runs,
     }
+    for key in [k for k in result if k.startswith(("ours_over", "ours_bf16_over"))]:
+        if result[key] is not None:
+            print(f"{key}: x{result[key]:.2f}")
+    for key in ("ours_bf16", "ours_fp32"):
+        if best.get(key):
+            tokens, share = best[key]["tokens_per_s"], best[key]["roofline_4n"]
+            print(f"{key}: {tokens:.0f} tok/s, {share:.0%} of the GEMM roofline by 4N")
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result))

@@ -36,6 +36,8 @@ def identity_of(config: Any) -> Any:
     progress bars) in ``NOT_IN_ID`` so that changing them reuses the cached artifact."""
     if not is_dataclass(config):
         return config
+    if hasattr(config, "resolved"):  # e.g. ``precision: auto`` -> bf16: a bf16 artifact is not an fp32 one
+        config = config.resolved()
     skip = getattr(type(config), "NOT_IN_ID", ())
     return {k: v for k, v in asdict(config).items() if k not in skip}
 
@@ -79,6 +81,8 @@ def run_stage(
     ``run`` replaces the module's ``run`` (same signature), e.g. to run it in child processes
     (``tasks.launched``); the id stays the stage's.
     """
+    if hasattr(config, "resolved"):  # the stage runs what the id says (``identity_of``)
+        config = config.resolved()
     key = {"config": identity_of(config), **(key_extra or {})}
     code = stage_code(name)
     paths = {role: a.path for role, a in inputs.items()}

@@ -6,11 +6,12 @@ can check its artifacts) without loading the libraries that evaluate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from stages.evaluate.matching import MatchRule
 from stages.llm.config import TemplateChoice
+from stages.precision import resolve_precision
 
 Mode = Literal["generation", "scoring"]
 
@@ -60,5 +61,12 @@ class EvaluateConfig:
     device: str = "auto"
     """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """Dtype of the LLM's weights and compute; ``auto``: bf16 on a GPU, fp32 on the CPU (CPU results
-    as before). Log-likelihoods are accumulated in fp32/fp64 whatever the dtype."""
+    """bf16 mixed precision (``stages.llm.mixed_precision``: bf16 matmuls, fp32 residual stream and
+    log-softmax) or fp32; ``auto``: bf16 on a GPU or a CPU with bf16 matrix units, else fp32.
+    Resolved before the artifact id (``resolved``). Log-likelihoods are summed in fp64 either way."""
+
+    def resolved(self) -> EvaluateConfig:
+        """This config with ``precision: auto`` replaced by what it means on its device here."""
+        if self.endpoint:  # no local model: the precision is the server's
+            return self
+        return replace(self, precision=resolve_precision(self.precision, self.device))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table,
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 from stages.llm.config import TemplateChoice
 from stages.llm.prompts import read_eval_prompts
+from stages.precision import resolve_precision
 from stages.process import available_cores
 
 NAME = "evaluate"
@@ -155,38 +157,46 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The LLM's dtype: ``auto`` is bf16 on a GPU and fp32 elsewhere."""
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+def _precision(config: EvaluateConfig) -> str:
+    return resolve_precision(config.precision, _device(config.device).type)
+
+
+def compute_context(config: EvaluateConfig) -> AbstractContextManager:
+    """Where the model of ``_load`` runs: under bf16 autocast when the run's precision is bf16."""
+    from stages.llm.mixed_precision import autocast
+
+    return autocast(_device(config.device), _precision(config))
 
 
 def _load(config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str):
-    """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone."""
+    """(model, tokenizer, embed_fn) for the run: fine-tuned LLaRA/TALLRec model or the bare backbone.
+
+    In ``bf16`` the linear weights are stored in bf16 and the caller runs the model within
+    ``compute_context`` (``stages.llm.mixed_precision``), as fine-tuning and its validation do.
+    """
     from stages.llm.backbone import load_backbone
     from stages.llm.inputs import load_item_embeddings, projector_input_dim, read_prompts_info
+    from stages.llm.mixed_precision import store_frozen_linears_in_bf16
     from stages.llm.model import load_trained
 
     device = _device(config.device)
-    dtype = model_dtype(config.precision, device)
-    backbone = load_backbone(config.backbone, dtype=dtype)
+    backbone = load_backbone(config.backbone)
     n_items = read_prompts_info(inputs["prompts"], vocab_size=len(backbone.tokenizer))["n_items"]
     if device.type == "cpu":
         torch.set_num_threads(config.threads or available_cores())
     if "model" not in inputs or inputs["model"] is None:
-        model = backbone.model.to(device).eval()
-        return model, backbone.tokenizer, None
-    emb_path = Path(inputs["embeddings"]) / "item_embeddings.safetensors"
-    if not emb_path.is_file():
-        raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
-    items = load_item_embeddings(emb_path.parent, n_items, projector_input_dim(inputs["model"]))
-    llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
-    llara.llm.to(dtype)  # PEFT keeps adapters in fp32 over a bf16 base; one dtype is faster
-    embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
-    return llara.llm, backbone.tokenizer, embed
+        model, embed = backbone.model.to(device).eval(), None
+    else:
+        emb_path = Path(inputs["embeddings"]) / "item_embeddings.safetensors"
+        if not emb_path.is_file():
+            raise DataError(emb_path, None, "missing: a fine-tuned model needs its item-embedding artifact")
+        items = load_item_embeddings(emb_path.parent, n_items, projector_input_dim(inputs["model"]))
+        llara = load_trained(backbone, items, Path(inputs["model"])).to(device).eval()
+        model = llara.llm
+        embed = hybrid_embed_fn(llara) if prompt_mode == "hybrid" else None
+    if _precision(config) == "bf16":  # the adapters are frozen here too: all of them go to bf16
+        store_frozen_linears_in_bf16(model)
+    return model, backbone.tokenizer, embed
 
 
 def finetune_config(model_dir: Path) -> dict:
@@ -240,7 +250,8 @@ def _evaluate_local(
     config: EvaluateConfig, inputs: dict[str, Path], prompt_mode: str, groups: list[list[EvalRow]]
 ) -> list[EvalOutput]:
     model, tokenizer, embed = _load(config, inputs, prompt_mode)
-    return [evaluate_rows(model, tokenizer, rows, embed, config) for rows in groups]
+    with compute_context(config):
+        return [evaluate_rows(model, tokenizer, rows, embed, config) for rows in groups]
 
 
 def _evaluate_endpoint(config: EvaluateConfig, groups: list[list[EvalRow]]) -> list[EvalOutput]:
@@ -320,6 +331,7 @@ def run(
         "prompt_mode": prompt_mode,
         "templates": "all" if per_template else ("draw" if config.template == "draw" else templates),
         "rows": n,
+        "precision": None if config.endpoint else _precision(config),
         "metrics": estimates_dict(metrics),
     }
     if by_template:

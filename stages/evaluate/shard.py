@@ -72,10 +72,11 @@ def run_rank(
     model, tokenizer, embed = stage._load(config, inputs, prompt_mode)
     for g, rows in enumerate(groups):
         units = work_units(tokenizer, rows, config)[rank::world]
-        tables = [
-            stage.evaluate_rows(model, tokenizer, [rows[i] for i in unit], embed, config).predictions
-            for unit in units
-        ]
+        with stage.compute_context(config):
+            tables = [
+                stage.evaluate_rows(model, tokenizer, [rows[i] for i in unit], embed, config).predictions
+                for unit in units
+            ]
         if not tables:  # more ranks than forwards: this rank has nothing of this group
             continue
         mine = [i for unit in units for i in unit]

@@ -7,8 +7,10 @@ Nothing here imports torch or transformers: the flows build these configs, and a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
+
+from stages.precision import resolve_precision
 
 SelectionMetric = Literal["scoring_hr1", "generation_hr1", "val_loss"]
 TemplateChoice = int | str
@@ -69,8 +71,9 @@ class FinetuneConfig:
     """DeepSpeed ZeRO stage; None: 0 on one process (nothing to partition), 2 on several or with offload."""
     offload: bool = False
     """Offload optimizer state (and ZeRO-3 parameters) to CPU memory."""
-    precision: str = "auto"
-    """auto (bf16 on GPU, fp32 on CPU), bf16 or fp32."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """bf16 mixed precision or fp32; ``auto``: bf16 on a GPU or a CPU with bf16 matrix units
+    (``stages.precision``), else fp32. Resolved before the artifact id (``resolved``)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass."""
     length_grouping: bool = True
@@ -97,6 +100,10 @@ class FinetuneConfig:
     """Seed of candidates, batching, templates, curriculum draws, LoRA/projector init and dropout."""
     threads: int = 0
     """torch CPU threads per process; 0: this process's cores, shared among the node's ranks."""
+
+    def resolved(self) -> FinetuneConfig:
+        """This config with ``precision: auto`` replaced by what it means on this machine."""
+        return replace(self, precision=resolve_precision(self.precision))
 
 
 def resolve_zero_stage(zero_stage: int | None, world_size: int, offload: bool) -> int:

@@ -51,12 +51,12 @@ def deepspeed_config(
     world_size: int,
     zero_stage: int,
     offload: bool,
-    bf16: bool,
     clip: float = 1.0,
 ) -> dict[str, Any]:
     """A DeepSpeed config for a client (torch) optimizer and scheduler.
 
     micro_batch: rows per process per forward; the effective batch is micro * accum * world.
+    DeepSpeed's fp16/bf16 modes stay off: bf16 is torch autocast (``stages.llm.mixed_precision``).
     ``zero_force_ds_cpu_optimizer`` is off so CPU offload works with torch Adam (no op build).
     """
     if zero_stage not in (0, 1, 2, 3):
@@ -68,19 +68,14 @@ def deepspeed_config(
             zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu()}
     if zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = False
-    bf16_config: dict[str, Any] = {"enabled": bf16}
-    if world_size == 1:
-        # Nothing to overlap with, and bf16 (fp32's range) needs no loss-scale overflow check: both
-        # only add host syncs per step. The trainer stops on a non-finite loss itself.
+    if world_size == 1:  # nothing to overlap with; it only adds host syncs per step
         zero["overlap_comm"] = False
-        bf16_config["check_grad_overflow"] = False
     return {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": grad_accum,
         "train_batch_size": micro_batch * grad_accum * world_size,
         "gradient_clipping": clip,
         "zero_optimization": zero,
-        "bf16": bf16_config,
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 10**9,

@@ -36,6 +36,7 @@ from stages.llm.curriculum import Curriculum
 from stages.llm.data import Batch, PromptData
 from stages.llm.deepspeed_config import deepspeed_config, init_distributed, on_gpu
 from stages.llm.inputs import load_item_embeddings, read_prompts_info
+from stages.llm.mixed_precision import autocast, resolved, store_frozen_linears_in_bf16
 from stages.llm.model import (
     LlaraModel,
     PromptLM,
@@ -82,7 +83,7 @@ class FinetuneRecipe(Checkpointing):
         if not on_gpu():
             ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             torch.set_num_threads(cfg.threads or max(1, available_cores() // ranks_here))
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu())
+        self.precision = resolved(cfg.precision, self.device)
         info = read_prompts_info(self.prompts_dir, backbone=cfg.backbone)
         backbone = load_backbone(cfg.backbone)
         self.tokenizer = backbone.tokenizer
@@ -91,6 +92,8 @@ class FinetuneRecipe(Checkpointing):
         self.model: LlaraModel = build_llara_model(
             backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
         )
+        if self.precision == "bf16":  # after LoRA is added: its trainable weights stay fp32
+            store_frozen_linears_in_bf16(self.model.llm)
         self.data = PromptData(self.prompts_dir, backbone.tokenizer, cfg.seed, cfg.max_train_rows)
         if items.shape[0] != len(self.data.titles):
             raise ValueError(f"{items.shape[0]} item embeddings for {len(self.data.titles)} items")
@@ -119,7 +122,9 @@ class FinetuneRecipe(Checkpointing):
         optimizer = torch.optim.Adam([{"params": lora, "weight_decay": 0.0}], lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, self.total_steps))
         self.zero_stage = resolve_zero_stage(cfg.zero_stage, self.world, cfg.offload)
-        ds = deepspeed_config(cfg.micro_batch, cfg.grad_accum, self.world, self.zero_stage, cfg.offload, bf16)
+        # bf16 is torch autocast over fp32 trainables (mixed_precision), not DeepSpeed's bf16 mode,
+        # which would cast the LoRA weights themselves to bf16.
+        ds = deepspeed_config(cfg.micro_batch, cfg.grad_accum, self.world, self.zero_stage, cfg.offload)
         torch.manual_seed(cfg.seed + 1000 * self.rank)  # dropout stream per rank
         self.engine, _, _, _ = deepspeed.initialize(
             model=self.lm, optimizer=optimizer, lr_scheduler=scheduler, config=ds
@@ -191,7 +196,9 @@ class FinetuneRecipe(Checkpointing):
         """
         losses = []
         for batch in batches:
-            loss = batch.to(self.device).loss(self.engine, self.model.projector, self.model.item_embeddings)
+            batch = batch.to(self.device)
+            with autocast(self.device, self.precision):
+                loss = batch.loss(self.engine, self.model.projector, self.model.item_embeddings)
             self.engine.backward(loss)
             self.engine.step()
             losses.append(loss.detach())
@@ -312,7 +319,8 @@ class FinetuneRecipe(Checkpointing):
         """Score validation now; keep the trainable state when it is the best so far."""
         assert self.selection is not None
         self.engine.eval()
-        value = self.validator.value(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
+        with autocast(self.device, self.precision):
+            value = self.validator.value(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
         self.engine.train()
         improved = self.selection.record(self.global_step, self.epoch, value)
         if improved:
@@ -353,6 +361,7 @@ class FinetuneRecipe(Checkpointing):
         summary = {
             "dataset": self.data.info.get("dataset"),
             "backbone": self.config.backbone,
+            "precision": self.precision,
             "schedule": self.config.schedule,
             "seed": self.config.seed,
             "steps": self.global_step,

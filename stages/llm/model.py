@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stages.llm.backbone import Backbone, SpecialTokenIds
+from stages.llm.bit_dropout import use_bit_dropout
 from stages.llm.config import LoraSettings
 from stages.llm.templates import IGNORE_INDEX
 
@@ -210,7 +211,10 @@ def build_llara_model(
     seed: int = 0,
     gradient_checkpointing: bool = False,
 ) -> LlaraModel:
-    """Wrap a loaded backbone with fresh LoRA adapters and a fresh fp32 projector (seeded)."""
+    """Wrap a loaded backbone with fresh LoRA adapters and a fresh fp32 projector (seeded).
+
+    LoRA's dropout is ``BitDropout`` (the same distribution as ``nn.Dropout``, a cheaper mask).
+    """
     torch.manual_seed(seed)
     model = backbone.model
     if gradient_checkpointing:
@@ -224,6 +228,7 @@ def build_llara_model(
         bias="none",
     )
     llm = get_peft_model(model, config)
+    use_bit_dropout(llm)
     projector = Projector(item_embeddings.shape[1], backbone.hidden_size).float()
     return LlaraModel(llm, projector, item_embeddings, backbone.tokens)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +96,10 @@ def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifa
     from stages.llm.backbone import load_backbone
     from stages.llm.model import load_trained
 
-    config = EvaluateConfig(
+    config = EvaluateConfig(  # fp32: the scores are checked against an fp32 forward below
         mode="scoring", split="val", backbone="tiny-random", row="LLaRA(SASRec)", batch_size=2
     )
+    config = replace(config, precision="fp32")
     inputs = {k: artifacts[k] for k in ("prompts", "model", "embeddings")}
     summary = run(config, inputs, tmp_path)
     assert summary["prompt_mode"] == "hybrid" and summary["row"] == "LLaRA(SASRec)"
@@ -190,16 +192,6 @@ def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifact
     with pytest.raises(DataError, match="not the embeddings the model was trained with"):
         run(config, {**inputs, "embeddings": other}, tmp_path / "c")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
-
-
-def test_precision_auto_is_bf16_on_gpu_and_fp32_on_cpu() -> None:
-    from stages.evaluate.evaluate import model_dtype
-
-    assert model_dtype("auto", torch.device("cpu")) == torch.float32
-    assert model_dtype("auto", torch.device("cuda")) == torch.bfloat16
-    assert model_dtype("fp32", torch.device("cuda")) == torch.float32
-    with pytest.raises(ValueError, match="unknown precision"):
-        model_dtype("fp16", torch.device("cpu"))
 
 
 def test_bf16_scoring_of_a_hybrid_llara_model_is_close_to_fp32(artifacts, tmp_path: Path) -> None:

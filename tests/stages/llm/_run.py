@@ -43,6 +43,10 @@ def _args(inputs: dict[str, Path], out: Path, *sets: str, checkpoints: Path | No
     ]
     if checkpoints is not None:
         args += ["--checkpoint-dir", str(checkpoints), "--resume"]
+    if not any(item.startswith("precision=") for item in sets):
+        # These tests compare runs number for number (ranks, ZeRO stages, resumes): in fp32, as
+        # written; the bf16 path has tests of its own (tests/stages/llm/test_llm_mixed_precision.py).
+        sets = ("precision=fp32", *sets)
     for item in sets:
         args += ["--set", item]
     return args
