@@ -163,6 +163,13 @@ def run(
         ),
     ] = 1,
     nproc_per_node: NprocOption = 1,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto | bf16 | fp32: the LLM stages' precision; auto is bf16 mixed precision on a GPU "
+            "or a CPU with bf16 matrix units (AVX512-BF16, AMX), fp32 elsewhere."
+        ),
+    ] = "auto",
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is.
 
@@ -198,6 +205,7 @@ def run(
         refresh=refresh,
         store=str(store) if store else None,
         max_parallel=max_parallel,
+        precision=precision,
         nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
     # Without a Prefect server (no API URL) a run of cache hits would start a temporary one just

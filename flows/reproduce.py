@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from prefect import Task, flow
 
@@ -48,6 +48,7 @@ def reproduce_flow(
     store: str | None = None,
     max_parallel: int = 1,
     nproc_per_node: int | None = None,
+    precision: Literal["auto", "bf16", "fp32"] = "auto",
 ) -> dict:
     """Run the full pipeline; returns the ids of every artifact and the report's path.
 
@@ -75,6 +76,8 @@ def reproduce_flow(
             run at once, each on its share of the GPUs or CPU cores. The artifacts are those of 1.
         nproc_per_node: Processes per fine-tuning (torchrun; grad_accum is per process, so the
             effective batch grows with it). Empty: the profile's.
+        precision: The LLM stages' precision (fine-tuning, validation, evaluation, zero-shot):
+            auto is bf16 mixed precision on a GPU or a CPU with bf16 matrix units, else fp32.
     """
     log = stage_logger()
     if max_parallel < 1:
@@ -98,6 +101,11 @@ def reproduce_flow(
     )
     dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
     plan = pipeline_profile(profile, dataset["domain"], backbone)
+    plan = replace(
+        plan,
+        finetune=replace(plan.finetune, precision=precision),
+        evaluate=replace(plan.evaluate, precision=precision),
+    )
     log.info(
         "dataset %s (%s, %d items); profile %s; backbone %s",
         dataset["name"],
