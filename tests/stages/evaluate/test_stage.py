@@ -15,10 +15,9 @@ from safetensors.torch import load_file, save_file
 from stages.evaluate.evaluate import EvaluateConfig, load_rows, run
 from stages.evaluate.scoring import candidate_answer_ids
 from stages.item_embeddings import save_item_embeddings
+from stages.llm import prompts
 from stages.llm.templates import draw_template
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
-
-pytest.importorskip("stages.llm.prompts")
 
 N_ITEMS = 30
 
@@ -41,9 +40,18 @@ def make_dataset(root: Path) -> Path:
     return write_prepared(root, titles, rows, name="tiny")
 
 
+def trained_adapters(llara) -> None:
+    """Give the fresh LoRA adapters non-zero B (a fresh B = 0 changes nothing, so an evaluation that
+    dropped the adapter would pass unnoticed)."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in llara.llm.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from stages.llm import prompts
     from stages.llm.backbone import load_backbone
     from stages.llm.model import build_llara_model, save_trained
 
@@ -60,6 +68,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         items = torch.randn(N_ITEMS, 64, generator=torch.Generator().manual_seed(0))
         save_item_embeddings(items, root / "emb", model="random")
         llara = build_llara_model(load_backbone("tiny-random"), items)
+        trained_adapters(llara)
         save_trained(llara, root / "model")
         (root / "model" / "summary.json").write_text(json.dumps({"schedule": "curriculum"}))
     return {
@@ -129,9 +138,16 @@ def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifa
             logits = llara.logits(
                 x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
             )
+            with llara.llm.disable_adapter():  # the backbone alone, for contrast
+                base = llara.logits(
+                    x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
+                )
         logp = torch.log_softmax(logits[0].double(), -1)
         expected = sum(float(logp[p - 1, ids[p]]) for p in range(n, len(ids)))
         assert pred["scores"][row.target_index] == pytest.approx(expected, abs=1e-3)
+        base_logp = torch.log_softmax(base[0].double(), -1)
+        without_adapter = sum(float(base_logp[p - 1, ids[p]]) for p in range(n, len(ids)))
+        assert abs(pred["scores"][row.target_index] - without_adapter) > 0.1  # the adapter counts
 
 
 def test_template_all_reports_each_template_and_their_mean(artifacts, tmp_path: Path) -> None:
@@ -202,14 +218,62 @@ def test_precision_auto_is_bf16_on_gpu_and_fp32_on_cpu() -> None:
         model_dtype("fp16", torch.device("cpu"))
 
 
+# bf16 keeps 8 significant bits: one rounding moves a value by at most 2**-8 of it.
+BF16_UNIT = 2.0**-8
+
+
 def test_bf16_scoring_of_a_hybrid_llara_model_is_close_to_fp32(artifacts, tmp_path: Path) -> None:
-    """bf16 weights through the whole hybrid path (projector output, LoRA, masked scorer) on the CPU."""
+    """bf16 weights through the whole hybrid path (projector output, LoRA, masked scorer) on the CPU.
+
+    The tolerance is bf16's own: a token's log-probability z_t - logsumexp(z) moves by at most twice
+    the largest error of a logit, and a logit of this 2-layer model carries at most one rounding per
+    residual write (attention and MLP of each layer) and the head's: 5 roundings of a value no larger
+    than the largest logit. Each candidate's score is a sum over its answer tokens; two candidates
+    keep their order when their fp32 scores differ by more than both their bounds.
+    """
+    from stages.llm.backbone import load_backbone
+    from stages.llm.model import load_trained
+
     inputs = {k: artifacts[k] for k in ("prompts", "model", "embeddings")}
-    scores = {}
+    scores, ranks = {}, {}
     for precision in ("fp32", "bf16"):
         config = EvaluateConfig(mode="scoring", split="val", backbone="tiny-random", precision=precision)
         run(config, inputs, tmp_path / precision)
         preds = pq.read_table(tmp_path / precision / "predictions.parquet").to_pylist()
         scores[precision] = np.array([p["scores"] for p in preds])
+        ranks[precision] = [p["rank"] for p in preds]
     assert np.isfinite(scores["bf16"]).all() and not np.array_equal(scores["bf16"], scores["fp32"])
-    np.testing.assert_allclose(scores["bf16"], scores["fp32"], rtol=0.05)
+
+    backbone = load_backbone("tiny-random")
+    rows = load_rows(artifacts["prompts"], "val", "hybrid")
+    llara = load_trained(
+        backbone,
+        load_file(str(artifacts["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"],
+        artifacts["model"],
+    )
+    largest_logit = 0.0
+    stored = pq.read_table(artifacts["prompts"] / "prompts.parquet").to_pylist()
+    for rec in (r for r in stored if r["split"] == "val" and r["mode"] == "hybrid"):
+        x = torch.tensor([rec["input_ids"]])
+        with torch.no_grad():
+            logits = llara.logits(
+                x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
+            )
+        largest_logit = max(largest_logit, float(logits.abs().max()))
+    roundings = 2 * backbone.model.config.num_hidden_layers + 1
+    per_token = 2 * roundings * BF16_UNIT * largest_logit
+    tokens = np.array([[len(a) for a in candidate_answer_ids(backbone.tokenizer, r)] for r in rows])
+    bound = tokens * per_token  # (rows, candidates): the most a candidate's summed score may move
+    gap = np.abs(scores["bf16"] - scores["fp32"])
+    assert (gap <= bound).all(), (gap / tokens).max() / per_token
+    decided = 0
+    for r, (row, fp32) in enumerate(zip(rows, scores["fp32"], strict=True)):
+        t = row.target_index
+        apart = np.abs(fp32 - fp32[t]) > bound[r] + bound[r, t]
+        apart[t] = True
+        if apart.all():  # no candidate within reach of the target: its rank is fixed
+            assert ranks["bf16"][r] == ranks["fp32"][r], r
+            decided += 1
+        for c in np.flatnonzero(apart):  # every well-separated pair keeps its order
+            assert (scores["bf16"][r, c] > scores["bf16"][r, t]) == (fp32[c] > fp32[t]), (r, c)
+    assert decided > 0, "no row's target rank is fixed by the bound: the test would compare nothing"
