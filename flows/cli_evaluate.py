@@ -44,9 +44,9 @@ def evaluate_command(
     """Evaluate a fine-tuned model (or the backbone zero-shot) on the frozen test candidates."""
     from artifacts import ArtifactStore
     from flows.profiles import pipeline_profile
+    from flows.row_names import evaluation_row
     from stages.inputs import read_json
     from stages.launch import Resources
-    from stages.report.config import llara_row
     from tasks.evaluate import evaluate
 
     artifact_store = ArtifactStore(store)
@@ -62,11 +62,8 @@ def evaluate_command(
     emb = None
     if trained is not None:
         emb = artifact_store.open(embeddings or trained.manifest["inputs"]["embeddings"])
-        ft = trained.manifest["config"]["config"]
-        sr_id = emb.manifest["inputs"].get("model")
-        sr = artifact_store.lookup(sr_id) if sr_id else None
-        sr_model = sr.manifest["config"]["config"]["model"] if sr else "SR"
-        config = replace(config, row=llara_row(sr_model, ft["schedule"]), seed=ft["seed"])
+        seed = trained.manifest["config"]["config"]["seed"]
+        config = replace(config, row=evaluation_row(trained, emb), seed=seed)
     resources = Resources(nproc_per_node=nproc_per_node)  # rows sharded over processes; same artifact
     result = evaluate(prompt_set, config, artifact_store, trained, emb, refresh=refresh, resources=resources)
     typer.echo(result.path)

@@ -17,10 +17,11 @@ from artifacts import ArtifactStore
 from flows.choices import EvalMode, Profile, Recommender, Schedule, SRLoss
 from flows.common import check_pickle_opt_in, publish_report_to_ui, resolve
 from flows.profiles import pipeline_profile
+from flows.row_names import evaluation_row
 from stages.evaluate.config import EvaluateConfig
 from stages.inputs import read_json
 from stages.llm.config import FinetuneConfig, PromptsConfig
-from stages.report.config import ReportConfig, llara_row
+from stages.report.config import ReportConfig
 from stages.seqrec.config import ImportConfig, PretrainConfig, TextEmbeddingsConfig
 from stages.settings import apply_settings
 from tasks.evaluate import evaluate_task, report_task
@@ -270,14 +271,11 @@ def evaluate_flow(
         )
         config = apply_settings(config, settings or [])
         return evaluate_task(prompt_set.id, config, store_root=store, refresh=refresh)
-    ft = trained.manifest["config"]["config"]
-    pretrained = artifact_store.get(trained.manifest["inputs"]["embeddings"]).manifest["inputs"]["model"]
-    sr_model = artifact_store.get(pretrained).manifest["config"]["config"]["model"]
-    config = replace(plan.evaluate, mode=mode, row=llara_row(sr_model, ft["schedule"]), seed=ft["seed"])
+    embeddings = artifact_store.get(trained.manifest["inputs"]["embeddings"])
+    row, seed = evaluation_row(trained, embeddings), trained.manifest["config"]["config"]["seed"]
+    config = replace(plan.evaluate, mode=mode, row=row, seed=seed)
     config = apply_settings(config, settings or [])
-    return evaluate_task(
-        prompt_set.id, config, trained.id, trained.manifest["inputs"]["embeddings"], store, refresh=refresh
-    )
+    return evaluate_task(prompt_set.id, config, trained.id, embeddings.id, store, refresh=refresh)
 
 
 @flow(name="report")

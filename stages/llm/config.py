@@ -53,8 +53,9 @@ class FinetuneConfig:
     """Backbone spec; must be the one the prompts artifact was built for."""
     schedule: str = "curriculum"
     """Curriculum: curriculum, direct, text, two-stage or llara-official."""
-    two_stage_text_epochs: int | None = None
-    """``two-stage``: text-only epochs first (None: half of the epochs)."""
+    two_stage_text_fraction: float = 0.5
+    """``two-stage``: the fraction of the run's optimizer steps (max_steps or all epochs) trained
+    text-only before it turns hybrid, in [0, 1)."""
     epochs: int = 5
     """Passes over the train rows (candidates are redrawn every epoch)."""
     micro_batch: int = 8

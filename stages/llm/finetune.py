@@ -108,9 +108,10 @@ class FinetuneRecipe(Checkpointing):
         self.total_steps = self.steps_per_epoch * cfg.epochs
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.curriculum = Curriculum(
-            cfg.schedule, self.total_steps, cfg.epochs, micro_per_epoch, cfg.seed, cfg.two_stage_text_epochs
-        )
+        self.curriculum = Curriculum(  # refuses a run that trains no hybrid step but evaluates hybrid
+            cfg.schedule, self.total_steps, cfg.epochs, micro_per_epoch, cfg.seed,
+            cfg.two_stage_text_fraction, self.micro_per_step,
+        )  # fmt: skip
         # The projector and the SR table live outside the engine (see the module docstring).
         self.model.projector.to(self.device)
         self.model.item_embeddings = self.model.item_embeddings.to(self.device)

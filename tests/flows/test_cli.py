@@ -10,6 +10,7 @@ import pytest
 
 from artifacts import ArtifactStore
 from flows.cli import main
+from tests.needs import shared
 from tests.stages.preprocess.bad_inputs import CASES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,9 +109,7 @@ def test_bad_input_inside_a_flow_run_has_no_traceback_without_debug(tmp_path):
 
 
 def test_pretrain_uses_the_settings_chosen_for_the_domain(tmp_path):
-    release = REPO.parent / "shared" / "data" / "llara-release" / "lastfm"
-    if not release.is_dir():
-        pytest.skip(f"{release} not available")
+    release = shared("data", "llara-release", "lastfm")
     data = llara("prepare", f"llara-release:{release}", "--allow-pickle", store=tmp_path)
     data = data.stdout.strip().splitlines()[-1]
     quick = ("pretrain", "--data", data, "--model", "sasrec", "--epochs", "1", "--set", "min_epochs=1")

@@ -38,23 +38,34 @@ def prepare(source: str, store: Path) -> subprocess.Popen:
     )
 
 
+def stage_work(store: ArtifactStore, pid: int) -> list[Path]:
+    """The work directories of process ``pid``'s stage, ``tmp/<id>.<pid>.<hex>``; not the filesystem
+    probe's ``tmp/probe.<pid>.<hex>``, which comes first."""
+    return [d for d in store.tmp.glob(f"*.{pid}.*") if not d.name.startswith("probe.")]
+
+
+def written(work: list[Path]) -> bool:
+    return any(f.is_file() for d in work for f in d.rglob("*"))
+
+
 def test_kill_9_during_prepare_then_rerun(tmp_path):
     write_ml100k(tmp_path / "raw", users=20_000, items=3_000, rows=1_500_000)
     store = ArtifactStore(tmp_path / "store")
     victim = prepare(f"ml100k:{tmp_path / 'raw'}", store.root)
-    deadline = time.monotonic() + 120
-    while not (store.tmp.is_dir() and any(store.tmp.iterdir())):  # the stage is writing
+    deadline = time.monotonic() + 300
+    while not written(stage_work(store, victim.pid)):  # wait until the stage itself has written a file
         assert victim.poll() is None, victim.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    time.sleep(0.3)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    assert list(store) == []  # nothing under objects/ looks like an artifact
+    assert victim.returncode == -signal.SIGKILL  # killed mid-write, not finished
+    (work,) = stage_work(store, victim.pid)
+    assert not (work / "manifest.json").exists() and list(store) == []  # nothing passes for an artifact
     rerun = prepare(f"ml100k:{tmp_path / 'raw'}", store.root)
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     (artifact,) = list(store)
     assert out.strip().splitlines()[-1] == str(artifact.path)
     assert store.problems(artifact.id, full=True) == []
-    assert [p.name for p in store.gc()] != [] and not any(store.tmp.iterdir())  # the dead writer's leftovers
+    assert work in store.gc() and not any(store.tmp.iterdir())  # the dead writer's half-written files

@@ -222,11 +222,17 @@ def test_worker_survives_a_server_restart(served):
     source = tiny_movielens(served["root"] / "raw-restart")
     reproduce = api.deployment("reproduce", "llara-reproduce")
     run = api.trigger(reproduce["id"], smoke_parameters(source, store))
-    api.wait(run, until={"RUNNING"} | TERMINAL)
+    # The run must be in flight when the server goes down: running, its report not yet written.
+    assert api.wait(run, until={"RUNNING"} | TERMINAL)["type"] == "RUNNING"
     stop(served["server"], "server")
+    reports_then = [a for a in ArtifactStore(store) if a.stage == "report"]
+    with pytest.raises(httpx.TransportError):  # really down
+        httpx.get(f"{served['config'].api_url}/health", timeout=5)
+    assert reports_then == [], "the run finished before the server went down: nothing was tested"
     served["server"] = start_server(served["config"], served["env"])
     state = api.wait(run)
     assert state["type"] == "COMPLETED", state
+    assert [a.stage for a in ArtifactStore(store) if a.stage == "report"] == ["report"]
 
 
 def test_deployment_runs_branches_in_parallel_with_two_process_finetunes(served):

@@ -12,6 +12,7 @@ import pytest
 
 from artifacts import ArtifactStore
 from flows.profiles import pipeline_profile
+from stages.evaluate import shard
 from stages.launch import Resources
 from stages.llm import prompts
 from tasks.evaluate import evaluate
@@ -36,7 +37,8 @@ def trained_store(tmp_path_factory, llm_inputs: dict[str, Path], backbone_cache:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLARA_BACKBONE_CACHE", str(backbone_cache))
         prompt_set = materialize_prompts(data, prompts.PromptsConfig(backbone="tiny-random"), store)
-        config = replace(pipeline_profile("smoke", "movie").finetune, max_steps=2, val_rows=0)
+        # 3 steps: at 2, seed 0's curriculum draws no hybrid step, a run the stage refuses
+        config = replace(pipeline_profile("smoke", "movie").finetune, max_steps=3, val_rows=0)
         finetune(prompt_set, emb, config, store)
     return root
 
@@ -47,8 +49,21 @@ def _text(rows: list[dict]) -> str:
 
 @pytest.mark.parametrize("mode", ["scoring", "generation"])
 def test_two_process_evaluation_equals_one_process_exactly(
-    trained_store: Path, tmp_path: Path, mode: str
+    trained_store: Path, tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Both ranks must work and the parent merge their rows, or nothing is shown: record the rows each
+    # rank wrote before the merge reads them.
+    rows_by_rank: dict[int, int] = {}
+    real_groups = shard.evaluate_groups
+
+    def recording_groups(*args, scratch: Path, **kwargs):
+        outputs = real_groups(*args, scratch=scratch, **kwargs)
+        for part in scratch.glob("group*-rank*.parquet"):
+            rank = int(part.stem.rsplit("rank", 1)[1])
+            rows_by_rank[rank] = rows_by_rank.get(rank, 0) + pq.read_metadata(part).num_rows
+        return outputs
+
+    monkeypatch.setattr(shard, "evaluate_groups", recording_groups)
     outputs = {}
     for world in (1, 2):
         root = tmp_path / f"world{world}"
@@ -59,12 +74,22 @@ def test_two_process_evaluation_equals_one_process_exactly(
             store.get(model.manifest["inputs"]["prompts"]),
             store.get(model.manifest["inputs"]["embeddings"]),
         )
-        config = replace(pipeline_profile("smoke", "movie").evaluate, mode=mode, max_rows=None, batch_size=2)
+        # A small token budget gives each row a scoring forward of its own (3 forwards, 2 ranks);
+        # generation batches 2 prompts (2 batches).
+        config = replace(
+            pipeline_profile("smoke", "movie").evaluate,
+            mode=mode,
+            max_rows=None,
+            batch_size=2,
+            max_tokens_per_forward=64,
+        )
         resources = Resources(nproc_per_node=world) if world > 1 else None
         outputs[world] = evaluate(prompt_set, config, store, model, emb, resources=resources)
     one, two = outputs[1], outputs[2]
     assert one.id == two.id
     assert pq.read_table(two.path / "predictions.parquet").num_rows == 3  # every test row, 2 ranks
+    assert rows_by_rank.keys() == {0, 1} and all(n > 0 for n in rows_by_rank.values()), rows_by_rank
+    assert sum(rows_by_rank.values()) == 3
     for name in ("predictions.parquet", "metrics.parquet"):  # as JSON text: NaN (hr@1|valid) equals NaN
         assert _text(pq.read_table(two.path / name).to_pylist()) == _text(
             pq.read_table(one.path / name).to_pylist()

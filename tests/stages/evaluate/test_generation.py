@@ -132,15 +132,15 @@ def test_evaluate_generation_end_to_end(model, tokenizer, rows_factory) -> None:
 
 
 def test_generation_through_peft_wrapper(model, tokenizer, rows_factory) -> None:
+    """Generation applies a PEFT adapter: the merged weights' answers, not the backbone's."""
     import copy
 
-    from peft import LoraConfig, get_peft_model
+    from tests.stages.evaluate.test_scoring import with_trained_lora
 
-    rows = rows_factory(2)
+    rows = rows_factory(4)
     config = GenerationConfigEval(max_new_tokens=6)
-    peft = get_peft_model(
-        copy.deepcopy(model), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")
-    )
-    assert generate_answers(peft, tokenizer, rows, None, config) == generate_answers(
-        model, tokenizer, rows, None, config
-    )
+    peft = with_trained_lora(model, ["q_proj", "v_proj"])
+    merged = copy.deepcopy(peft).merge_and_unload()
+    answers = generate_answers(peft, tokenizer, rows, None, config)
+    assert answers == generate_answers(merged, tokenizer, rows, None, config)
+    assert answers != generate_answers(model, tokenizer, rows, None, config)

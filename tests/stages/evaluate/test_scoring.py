@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -183,19 +185,29 @@ def test_stored_prompt_ids_and_peft_wrapper(model, tokenizer, rows_factory) -> N
     """Rows carrying prompt_ids score like rows carrying text; a PEFT-wrapped model works the same."""
     import dataclasses
 
-    from peft import LoraConfig, get_peft_model
-
     rows = rows_factory(3)
     with_ids = [dataclasses.replace(r, prompt_ids=tuple(tokenizer(r.prompt)["input_ids"])) for r in rows]
     a, _ = score_candidates(model, tokenizer, rows)
     b, _ = score_candidates(model, tokenizer, with_ids)
     np.testing.assert_allclose(a, b, rtol=1e-6)
-    peft = get_peft_model(
-        copy_model(model),
-        LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
-    )
-    c, _ = score_candidates(peft, tokenizer, with_ids)  # fresh LoRA (B = 0) leaves the function unchanged
-    np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+    peft = with_trained_lora(model, ["q_proj", "v_proj"])
+    c, _ = score_candidates(peft, tokenizer, with_ids)
+    # The adapter is applied: the scores are those of the weights with the adapter merged in, and
+    # not the backbone's (a fresh LoRA, B = 0, would change nothing and prove nothing).
+    merged = copy_model(peft).merge_and_unload()
+    d, _ = score_candidates(merged, tokenizer, with_ids)
+    np.testing.assert_allclose(c, d, rtol=1e-4, atol=1e-4)
+    assert np.abs(c - a).max() > 0.1
+
+
+def with_trained_lora(model, targets: list[str]):
+    """A copy of ``model`` under LoRA adapters whose B starts random (``init_lora_weights=False``),
+    as a trained adapter's is."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(3)
+    config = LoraConfig(r=2, lora_alpha=16, target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(copy_model(model), replace(config, init_lora_weights=False))
 
 
 def copy_model(model):

@@ -16,10 +16,9 @@ from safetensors.torch import load_file, save_file
 from stages.evaluate.evaluate import EvaluateConfig, load_rows, run
 from stages.evaluate.scoring import candidate_answer_ids
 from stages.item_embeddings import save_item_embeddings
+from stages.llm import prompts
 from stages.llm.templates import draw_template
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
-
-pytest.importorskip("stages.llm.prompts")
 
 N_ITEMS = 30
 
@@ -42,9 +41,18 @@ def make_dataset(root: Path) -> Path:
     return write_prepared(root, titles, rows, name="tiny")
 
 
+def trained_adapters(llara) -> None:
+    """Give the fresh LoRA adapters non-zero B (a fresh B = 0 changes nothing, so an evaluation that
+    dropped the adapter would pass unnoticed)."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in llara.llm.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from stages.llm import prompts
     from stages.llm.backbone import load_backbone
     from stages.llm.model import build_llara_model, save_trained
 
@@ -61,6 +69,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         items = torch.randn(N_ITEMS, 64, generator=torch.Generator().manual_seed(0))
         save_item_embeddings(items, root / "emb", model="random")
         llara = build_llara_model(load_backbone("tiny-random"), items)
+        trained_adapters(llara)
         save_trained(llara, root / "model")
         (root / "model" / "summary.json").write_text(json.dumps({"schedule": "curriculum"}))
     return {
@@ -131,9 +140,16 @@ def test_llara_scoring_uses_hybrid_prompts_and_the_trainers_answer_tokens(artifa
             logits = llara.logits(
                 x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
             )
+            with llara.llm.disable_adapter():  # the backbone alone, for contrast
+                base = llara.logits(
+                    x, torch.ones_like(x), torch.tensor(rec["history"]), torch.tensor(rec["candidates"]), True
+                )
         logp = torch.log_softmax(logits[0].double(), -1)
         expected = sum(float(logp[p - 1, ids[p]]) for p in range(n, len(ids)))
         assert pred["scores"][row.target_index] == pytest.approx(expected, abs=1e-3)
+        base_logp = torch.log_softmax(base[0].double(), -1)
+        without_adapter = sum(float(base_logp[p - 1, ids[p]]) for p in range(n, len(ids)))
+        assert abs(pred["scores"][row.target_index] - without_adapter) > 0.1  # the adapter counts
 
 
 def test_template_all_reports_each_template_and_their_mean(artifacts, tmp_path: Path) -> None:
@@ -194,14 +210,67 @@ def test_a_finetune_is_refused_on_prompts_or_embeddings_that_do_not_fit(artifact
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 
+# bf16 keeps 8 significant bits: one rounding moves a value by at most 2**-8 of it.
+BF16_UNIT = 2.0**-8
+
+
 def test_bf16_scoring_of_a_hybrid_llara_model_is_close_to_fp32(artifacts, tmp_path: Path) -> None:
-    """bf16 weights through the whole hybrid path (projector output, LoRA, masked scorer) on the CPU."""
+    """bf16 weights through the whole hybrid path (projector output, LoRA, masked scorer) on the CPU.
+
+    The tolerance is bf16's own. A logit z_j = sum_i W_ji h_i made of bf16 values is off by at most
+    one unit of bf16 rounding (2**-8) of sum_i |W_ji h_i| per rounding on its way: one per residual
+    write (attention and MLP of each of the 2 layers) and the head's, 5 in all. A token's
+    log-probability z_t - logsumexp(z) then moves by at most twice that; a candidate's score, a sum
+    over its answer tokens, by that times its token count. Two candidates whose fp32 scores differ
+    by more than both their bounds must keep their order, and the target's rank stays within the
+    candidates that could cross it. (The previous rtol of 5 % on the sums was wider than the gaps
+    between candidates.)
+    """
+    from stages.llm.backbone import load_backbone
+    from stages.llm.model import load_trained
+
     inputs = {k: artifacts[k] for k in ("prompts", "model", "embeddings")}
-    scores = {}
+    scores, ranks = {}, {}
     for precision in ("fp32", "bf16"):
         config = EvaluateConfig(mode="scoring", split="val", backbone="tiny-random", precision=precision)
         run(config, inputs, tmp_path / precision)
         preds = pq.read_table(tmp_path / precision / "predictions.parquet").to_pylist()
         scores[precision] = np.array([p["scores"] for p in preds])
+        ranks[precision] = [p["rank"] for p in preds]
     assert np.isfinite(scores["bf16"]).all() and not np.array_equal(scores["bf16"], scores["fp32"])
-    np.testing.assert_allclose(scores["bf16"], scores["fp32"], rtol=0.05)
+
+    backbone = load_backbone("tiny-random")
+    rows = load_rows(artifacts["prompts"], "val", "hybrid")
+    llara = load_trained(
+        backbone,
+        load_file(str(artifacts["embeddings"] / "item_embeddings.safetensors"))["item_embeddings"],
+        artifacts["model"],
+    )
+    head = llara.llm.get_output_embeddings().weight.abs()  # (vocab, d)
+    scale = 0.0  # the largest sum |W_j,i h_i| of a logit: its magnitude before any cancellation
+    stored = pq.read_table(artifacts["prompts"] / "prompts.parquet").to_pylist()
+    for rec in (r for r in stored if r["split"] == "val" and r["mode"] == "hybrid"):
+        x, history, candidates = (torch.tensor(rec[k]) for k in ("input_ids", "history", "candidates"))
+        with torch.no_grad():
+            embeds = llara.inputs_embeds(x[None], history, candidates, True)
+            hidden = llara.llm(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1]
+        scale = max(scale, float((hidden[0].abs() @ head.T).max()))
+    roundings = 2 * backbone.model.config.num_hidden_layers + 1
+    per_token = 2 * roundings * BF16_UNIT * scale
+    tokens = np.array([[len(a) for a in candidate_answer_ids(backbone.tokenizer, r)] for r in rows])
+    bound = tokens * per_token  # (rows, candidates): the most a candidate's summed score may move
+    gap = np.abs(scores["bf16"] - scores["fp32"])
+    assert (gap <= bound).all(), f"bf16 moved a score {(gap / bound).max():.2f} times its bound"
+    separated = 0
+    for r, (row, fp32) in enumerate(zip(rows, scores["fp32"], strict=True)):
+        reach = bound[r][:, None] + bound[r][None, :]  # (candidates, candidates)
+        apart = np.abs(fp32[:, None] - fp32[None, :]) > reach
+        order = scores["bf16"][r][:, None] > scores["bf16"][r][None, :]
+        assert (order == (fp32[:, None] > fp32[None, :]))[apart].all(), r  # separated pairs keep their order
+        separated += int(apart.sum())
+        # the target's rank: at least the candidates surely above it, at most those plus the close ones
+        t = row.target_index
+        above = int((fp32 - fp32[t] > reach[t]).sum())
+        close = int((~apart[t]).sum()) - 1
+        assert above <= ranks["bf16"][r] <= above + close and above <= ranks["fp32"][r] <= above + close
+    assert separated > 0, "no pair of candidates is separated by the bound: the test would compare nothing"

@@ -60,6 +60,20 @@ def _train(
     checkpoints: Path | None = None,
     launcher: list[str] | None = None,
 ) -> list[float]:
+    """The loss curve (``train_log.parquet``) of a finished run."""
+    _run(inputs, cache, out, *sets, checkpoints=checkpoints, launcher=launcher)
+    return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()
+
+
+def _run(
+    inputs: dict[str, Path],
+    cache: Path,
+    out: Path,
+    *sets: str,
+    checkpoints: Path | None = None,
+    launcher: list[str] | None = None,
+) -> str:
+    """Run the stage to the end; what it printed on stdout."""
     command = (launcher or [sys.executable]) + _args(inputs, out, *sets, checkpoints=checkpoints)
     proc = subprocess.Popen(
         command,
@@ -71,13 +85,23 @@ def _train(
         start_new_session=True,  # a timeout kills the launcher and its workers together
     )
     try:
-        _, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
     assert proc.returncode == 0, stderr[-3000:]
-    return pq.read_table(out / "train_log.parquet").column("loss").to_pylist()
+    return stdout
+
+
+def _steps_run(stdout: str) -> list[int]:
+    """The optimizer steps this process trained, from its ``step N loss ...`` lines."""
+    return [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("step ")]
+
+
+def _latest_checkpoint_step(checkpoints: Path) -> int:
+    """The step of the checkpoint a resume starts from (DeepSpeed's ``latest`` tag, ``step-0000004``)."""
+    return int((checkpoints / "latest").read_text().strip().removeprefix("step-"))
 
 
 def _kill_at(

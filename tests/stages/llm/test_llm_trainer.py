@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from stages.llm.backbone import load_backbone
 from stages.llm.data import PromptData
 from stages.llm.model import load_trained
-from tests.stages.llm._run import NO_DROPOUT, _kill_at, _train
+from tests.stages.llm._run import NO_DROPOUT, _kill_at, _latest_checkpoint_step, _run, _steps_run, _train
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -81,7 +81,13 @@ def test_kill_and_resume_reproduces_the_loss_curve(
     checkpoints = tmp_path / "ckpt"
     # "step 5" is printed once the checkpoint after step 4 is complete
     _kill_at(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints, line="step 5 ")
-    resumed = _train(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints)
+    start = _latest_checkpoint_step(checkpoints)  # 4, or 6 when its checkpoint beat the kill
+    printed = _run(llm_inputs, backbone_cache, tmp_path / "out", *sets, checkpoints=checkpoints)
+    # The rerun trained only the steps after the checkpoint: a run that ignored it and started from
+    # step 0 would give the same curve (training is deterministic), but not these lines.
+    assert start in (4, 6) and f"resumed from step-{start:07d} at step {start}" in printed, printed
+    assert _steps_run(printed) == list(range(start, 8))
+    resumed = pq.read_table(tmp_path / "out" / "train_log.parquet").column("loss").to_pylist()
     assert len(resumed) == len(reference) == 8
     assert resumed == pytest.approx(reference, rel=1e-5, abs=1e-6)
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from stages.preprocess import PrepareConfig, run
-
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-RELEASE = SHARED / "data" / "llara-release"
+from tests.needs import shared
 
 
 def need_release(name: str) -> Path:
-    d = RELEASE / name
-    if not d.is_dir():
-        pytest.skip(f"{d} not available")
-    return d
+    """The authors' released splits of one dataset, under ../shared (tests/needs.py)."""
+    return shared("data", "llara-release", name)
 
 
 def prepare(tmp: Path, **kw) -> tuple[dict, Path]:

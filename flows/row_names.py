@@ -1,0 +1,25 @@
+"""The report row of a fine-tune's evaluation, named from what its item-embedding artifact records.
+
+Every item-embedding table says in its ``embedding.json`` which recommender it came from: a
+``pretrain`` artifact's model (``sasrec``, ``gru4rec``, ``morec``...) or ``sasrec-released`` for an
+``import-sr`` checkpoint. The table is all a fine-tune read of its recommender, so the row is named
+from it, whatever kind of artifact the table was exported from. ``llara evaluate`` and ``llara
+stage evaluate`` both name their rows here.
+"""
+
+from __future__ import annotations
+
+from artifacts import Artifact
+from stages.inputs import read_json
+from stages.item_embeddings import INFO
+from stages.report.config import llara_row
+
+
+def recommender_of(embeddings: Artifact) -> str:
+    """The recommender an item-embedding artifact was exported from (its ``embedding.json``'s ``model``)."""
+    return str(read_json(embeddings.path / INFO, ("model",))["model"])
+
+
+def evaluation_row(trained: Artifact, embeddings: Artifact) -> str:
+    """``LLaRA(SR)``, an ablation or ``TALLRec``: the row of fine-tune ``trained`` on ``embeddings``."""
+    return llara_row(recommender_of(embeddings), trained.manifest["config"]["config"]["schedule"])
