@@ -83,7 +83,6 @@ class TrainingMonitor:
         for row in rows:
             self.curves.add(row["step"], train_scalars(row))
         if rows:
-            log.info("resumed after step %d/%d", rows[-1]["step"], self.total)
             self.progress.update(len(rows), step_line(rows[-1], self.total))
         if selection is not None and selection.history:
             for point in selection.history:
