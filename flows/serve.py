@@ -230,9 +230,9 @@ def serve(config: ServeConfig) -> None:
             stopping = True
             raise Stop(signal.Signals(signum).name)
 
+    guard = ServeGuard()  # a SIGKILL skips everything below: the guard then stops the children
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, handler) for signum in handled}
-    guard = ServeGuard()  # a SIGKILL skips everything below: the guard then stops the children
     try:
         _run(config, env, children, guard)
     except KeyboardInterrupt as e:

@@ -72,9 +72,9 @@ class Progress:
 
     On a terminal with no reporter (a command run by hand) a tqdm bar; otherwise (a log file, a
     Prefect run, a child process) a log line on ``llara.<stage>`` when ``done`` crosses a multiple
-    of ``every`` and at the end. Each update also goes to the reporter, if any. A ``Progress``
-    opened while another is active in the same thread is silent: a stage's progress is its
-    outermost one (a sharded evaluation counts its forwards, not the rows of each).
+    of ``every`` and at the end; ``show=False``: neither. Each update also goes to the reporter, if
+    any. A ``Progress`` opened while another is active in the same thread is silent: a stage's
+    progress is its outermost one (a sharded evaluation counts its forwards, not the rows of each).
     """
 
     def __init__(
@@ -113,15 +113,15 @@ class Progress:
         if self.silent:
             return
         if self.bar is not None:
-            self.bar.update(done - self.bar.n)
             if postfix:
                 self.bar.set_postfix({k: str(v) for k, v in postfix.items()}, refresh=False)
+            self.bar.update(done - self.bar.n)
         bucket = float("inf") if done >= self.total else done // self.every
         if self.lines and bucket > self._logged:
             self._logged = bucket
             self.log.info("%s", line or f"{self.description}: {done:g}/{self.total:g} {self.unit}s")
         if self.reporter is not None:
-            text = f"{done:g}/{self.total:g} {self.unit}s" + (f", {line}" if line else "")
+            text = line or f"{self.description}: {done:g}/{self.total:g} {self.unit}s"
             self.reporter.progress(self.stage, done, self.total, text)
 
     def finish(self, line: str = "") -> None:
