@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,15 @@ class Stores:
     checkpoint: Path
 
 
+def _released_walks(out: Path) -> None:
+    """The toy walks as if prepared from a release, whose item ids a released checkpoint uses."""
+    toy = toy_dataset(write_walks(out / "walks"), out / "released")
+    for file in toy.iterdir():
+        file.rename(out / file.name)
+    shutil.rmtree(out / "walks")
+    shutil.rmtree(out / "released")
+
+
 def _cli(argv: list[str]) -> tuple[int, list[str], list[str]]:
     """``llara --quiet ARGV`` in this process: (exit code, stdout lines, stderr lines)."""
     out, err = io.StringIO(), io.StringIO()
@@ -54,9 +64,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, backbone_cache: Path):
         dataset, _ = home.build("prepare", {}, {}, "test", lambda out: {"dir": make_dataset(out)})
         prompts = materialize_prompts(dataset, PromptsConfig(backbone="tiny-random", max_eval_rows=4), home)
         emb, _ = home.build("embeddings", {}, {}, "test", lambda out: {"dir": make_embeddings(out)})
-        walks, _ = home.build(
-            "prepare", {"walks": 1}, {}, "test", lambda out: {"dir": toy_dataset(write_walks(out), out)}
-        )
+        walks, _ = home.build("prepare", {"walks": 1}, {}, "test", lambda out: _released_walks(out))
         torch.manual_seed(0)
         torch.save(SASRec(30), root / "released.pt")
         # no --store: the command works in the store of the paths it is given, with their lineage
