@@ -192,12 +192,36 @@ class ArtifactStore:
         return artifact
 
     def open(self, path_or_id: str | Path) -> Artifact:
-        """An artifact named by id or by its directory path (as the CLI prints it)."""
-        path = Path(path_or_id)
-        if path.is_dir() and (path / MANIFEST).exists():
-            store = ArtifactStore(path.parent.parent)
-            return store.get(path.name)
-        return self.get(str(path_or_id))
+        """An artifact named by id or by its directory path (as the CLI prints it), of this store.
+
+        A path into another store is refused: its inputs (its lineage) are in that store, and what
+        is made from it belongs there too (``for_inputs`` picks that store for a command).
+        """
+        root = holding_store(path_or_id)
+        if root is None:
+            return self.get(str(path_or_id))
+        if root.resolve() != self.root.resolve():
+            raise ArtifactError(
+                f"{path_or_id}: this artifact is in store {root}, not in {self.root}; "
+                f"to use it, run the command on its store: --store {root}"
+            )
+        return self.get(Path(path_or_id).name)
+
+    @classmethod
+    def for_inputs(cls, root: str | Path | None, *given: str | Path | None) -> ArtifactStore:
+        """The store a command works in: ``root`` (``--store``, ``LLARA_STORE``) when set; else the
+        store holding the artifacts given by path (an input is read where it is, with its own
+        lineage); else the default. Paths into two stores are refused."""
+        holders = {r.resolve(): r for g in given if g is not None and (r := holding_store(g)) is not None}
+        if root is not None or not holders:
+            return cls(root)
+        if len(holders) > 1:
+            first, second = sorted(holders.values())[:2]
+            raise ArtifactError(
+                f"{first}, {second}: the artifacts given are in two stores; a command reads and "
+                "writes one: give them from one store (--store names it)"
+            )
+        return cls(next(iter(holders.values())))
 
     def __iter__(self) -> Iterator[Artifact]:
         if not self.objects.is_dir():
@@ -328,6 +352,14 @@ class ArtifactStore:
             for path in doomed:
                 shutil.rmtree(path, ignore_errors=True)
         return doomed
+
+
+def holding_store(path: str | Path) -> Path | None:
+    """The root of the store whose artifact directory ``path`` is (``<root>/objects/<id>``), else None."""
+    path = Path(path)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return path.parent.parent
+    return None
 
 
 def _alive(pid: int) -> bool:

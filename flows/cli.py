@@ -58,7 +58,9 @@ def _global(
 ) -> None:
     # Our own progress at INFO; libraries (httpx, transformers...) only when something is wrong.
     logging.getLogger("llara").setLevel(logging.WARNING if quiet else logging.INFO)
-    if quiet:  # progress bars too: Hugging Face reads this when imported, else is told directly
+    # Bars only on a terminal: in a log file each redraw is a line (the stages log lines instead).
+    # Hugging Face reads this when imported, else is told directly; child processes inherit it.
+    if quiet or not sys.stderr.isatty():
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         if "transformers" in sys.modules:
             sys.modules["transformers"].utils.logging.disable_progress_bar()
@@ -256,7 +258,7 @@ def finetune(
     from stages.settings import apply_settings
     from tasks.llm import finetune as finetune_fn
 
-    artifact_store = ArtifactStore(store)
+    artifact_store = ArtifactStore.for_inputs(store, prompts, embeddings)  # given by path: their store
     prompt_set, emb = artifact_store.open(prompts), artifact_store.open(embeddings)
     dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
     domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]

@@ -49,7 +49,7 @@ def evaluate_command(
     from stages.launch import Resources
     from tasks.evaluate import evaluate
 
-    artifact_store = ArtifactStore(store)
+    artifact_store = ArtifactStore.for_inputs(store, prompts, model, embeddings)  # by path: their store
     prompt_set = artifact_store.open(prompts)
     dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
     domain = read_json(dataset.path / "dataset.json", ("domain",))["domain"]

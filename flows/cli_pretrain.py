@@ -92,7 +92,7 @@ def pretrain_command(
         if owner not in (None, model.value):
             raise typer.BadParameter(f"{text!r} is for {owner}, not {model.value}", param_hint="--set")
         fields[name] = value
-    artifact_store = ArtifactStore(store)
+    artifact_store = ArtifactStore.for_inputs(store, data)  # given by path: its store
     dataset = artifact_store.open(data)
     domain = json.loads((dataset.path / "dataset.json").read_text()).get("domain", "")
     if profile is PretrainProfile.chosen:
@@ -135,7 +135,7 @@ def import_sr_command(
     from stages.seqrec.config import ImportConfig
     from tasks.pretrain import import_recommender
 
-    artifact_store = ArtifactStore(store)
+    artifact_store = ArtifactStore.for_inputs(store, data)  # given by path: its store
     config = ImportConfig(file=str(file.resolve()), allow_pickle=allow_pickle, seed=seed)
     model, embeddings = import_recommender(artifact_store.open(data), config, artifact_store, refresh=refresh)
     _print_sr_metrics("SASRec (released)", model.path)

@@ -14,7 +14,11 @@ store_app = typer.Typer(help="Inspect and clean the artifact store.", no_args_is
 
 StoreOption = Annotated[
     Path | None,
-    typer.Option("--store", envvar="LLARA_STORE", help="Artifact store root [default: ./.llara/store]."),
+    typer.Option(
+        "--store",
+        envvar="LLARA_STORE",
+        help="Artifact store root [default: the store of the artifacts given by path, else ./.llara/store].",
+    ),
 ]
 
 

@@ -8,7 +8,8 @@ auth string: the server then runs with Prefect's basic authentication and every 
 Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send) stops the worker first and then the
 server, each with SIGINT to its whole process group (a worker ignores SIGTERM for a while once its
 server is gone, and the children run in their own sessions so that a terminal's Ctrl-C does not
-reach them before we decide the order).
+reach them before we decide the order). A SIGKILL, which nothing can handle, is covered by a guard
+process that does the same once ``llara serve`` is gone (``flows.serve_guard``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+
+from flows.serve_guard import ServeGuard
 
 log = logging.getLogger("llara.serve")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -143,7 +146,10 @@ def wait_healthy(api_url: str, timeout_s: float, process: subprocess.Popen | Non
     raise TimeoutError(f"Prefect server at {api_url} not healthy after {timeout_s:.0f} s")
 
 
-def start_server(config: ServeConfig, env: dict[str, str]) -> subprocess.Popen:
+def start_server(
+    config: ServeConfig, env: dict[str, str], guard: ServeGuard | None = None
+) -> subprocess.Popen:
+    """The Prefect server, healthy; ``guard`` stops it should this process die before it does."""
     config.prefect_home.mkdir(parents=True, exist_ok=True)
     logfile = (config.prefect_home / "server.log").open("ab")
     server = subprocess.Popen(
@@ -153,6 +159,8 @@ def start_server(config: ServeConfig, env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # our Ctrl-C handling decides when it stops
     )
+    if guard is not None:
+        guard.watch("server", server)
     try:
         wait_healthy(config.api_url, config.startup_timeout_s, server)
     except BaseException:  # including a stop signal while it starts: leave nothing running
@@ -222,27 +230,32 @@ def serve(config: ServeConfig) -> None:
             stopping = True
             raise Stop(signal.Signals(signum).name)
 
+    guard = ServeGuard()  # a SIGKILL skips everything below: the guard then stops the children
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, handler) for signum in handled}
     try:
-        _run(config, env, children)
+        _run(config, env, children, guard)
     except KeyboardInterrupt as e:
         log.info("%s: stopping worker and server", e if isinstance(e, Stop) else "SIGINT")
     finally:
         stopping = True
         stop(children.get("worker"), "worker")
         stop(children.get("server"), "server")
+        guard.release()
         for signum, old in previous.items():
             signal.signal(signum, old)
 
 
-def _run(config: ServeConfig, env: dict[str, str], children: dict[str, subprocess.Popen]) -> None:
+def _run(
+    config: ServeConfig, env: dict[str, str], children: dict[str, subprocess.Popen], guard: ServeGuard
+) -> None:
     where = "" if is_loopback(config.host) else f" (listening on {config.host}, basic auth on)"
     log.info("starting Prefect server on %s%s (home %s)", config.api_url, where, config.prefect_home)
-    children["server"] = start_server(config, env)
+    children["server"] = start_server(config, env, guard)
     log.info("deploying every deployment of prefect.yaml to work pool %s", WORK_POOL)
     deploy_all(env)
     children["worker"] = start_worker(env, config.prefect_home / "worker.log")
+    guard.watch("worker", children["worker"])
     ui = config.ui_api_url.removesuffix("/api")
     print(f"Prefect UI: {ui}  (Deployments -> llara-reproduce -> Run). Ctrl-C stops everything.", flush=True)
     while True:

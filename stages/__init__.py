@@ -17,3 +17,7 @@ the stages compute with.
 Storage, caching and atomic publication are the business of ``artifacts/``; orchestration is
 ``tasks/`` and ``flows/``.
 """
+
+from stages.known_warnings import silence_known_warnings
+
+silence_known_warnings()

@@ -3,8 +3,9 @@
 The pipeline calls a stage in its own process by default. When a run asks for more (several
 processes, several nodes, its own device slot), ``launch`` writes the call to a job file, starts
 ``python -m stages.worker JOB`` (world size 1) or ``python -m torch.distributed.run ... -m
-stages.worker JOB`` (more), streams every rank's output to the caller's logger and returns rank 0's
-result. A failed rank fails the call with ``LaunchError``, one line naming the rank and its error.
+stages.worker JOB`` (more), streams every rank's output to the caller's logger (their log records
+and progress through ``stages.progress.relay``) and returns rank 0's result. A failed rank fails
+the call with ``LaunchError``, one line naming the rank and its error.
 
 ``Resources`` is not part of any artifact id: where a stage's result depends on the world size
 (the finetune stage's effective batch) the stage's own launcher folds it into the config.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import stages
+from stages.progress import relay
 
 ERROR_FILE = "rank{rank}.error"
 RESULT_FILE = "result.json"
@@ -154,6 +156,7 @@ def _environment(resources: Resources) -> dict[str, str]:
     root = str(Path(stages.__file__).resolve().parents[1])  # the children import this very code
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # a pipe, not a terminal: progress comes as log lines
     if resources.cpus:
         env["LLARA_CPUS"] = ",".join(str(c) for c in resources.cpus)
     if resources.devices is not None:
@@ -238,7 +241,7 @@ def launch(
             assert proc.stdout is not None
             for line in proc.stdout:
                 tail.append(line.rstrip())
-                logger.info("%s", tail[-1])
+                relay(tail[-1], logger, resources.world_size)  # the children's events and log lines
             returncode = proc.wait()
         finally:
             if proc.poll() is None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from stages.launch import ERROR_FILE, RESULT_FILE, Job
+from stages.progress import child_channel
 
 
 def _stopped(signum: int, frame: object) -> None:
@@ -29,7 +30,8 @@ def main(job_file: str) -> None:
     report_dir = Path(job_file).parent
     try:
         job: Job = pickle.loads(Path(job_file).read_bytes())
-        result = job.run(job.config, job.inputs, job.out_dir, **job.kwargs)
+        with child_channel(rank):  # log records and rank 0's progress reach the launcher
+            result = job.run(job.config, job.inputs, job.out_dir, **job.kwargs)
     except BaseException as error:
         message = " ".join(str(error).split()) or "no message"
         (report_dir / ERROR_FILE.format(rank=rank)).write_text(f"{type(error).__name__}: {message}\n")

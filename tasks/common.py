@@ -15,6 +15,7 @@ from prefect.logging import get_run_logger
 from artifacts import Artifact, ArtifactStore, artifact_id, stage_code_version
 from stages.process import scoped_process_state
 from stages.registry import module_file, stage
+from tasks.progress import reported
 
 ROOT = Path(__file__).resolve().parents[1]  # the directory holding ``stages/``
 
@@ -54,9 +55,10 @@ def stage_code(name: str) -> str:
     return stage_code_version(ROOT / module_file(stage(name)))
 
 
-def _scoped(run: Any, *args: Any, **kwargs: Any) -> Any:
-    """``run(*args, **kwargs)`` with the process state restored after it (``stages.process``)."""
-    with scoped_process_state():
+def _scoped(name: str, aid: str, run: Any, *args: Any, **kwargs: Any) -> Any:
+    """``run(*args, **kwargs)`` with the process state restored after it (``stages.process``) and,
+    in a Prefect run, its progress shown on the task run (``tasks.progress``)."""
+    with scoped_process_state(), reported(name, aid):
         return run(*args, **kwargs)
 
 
@@ -87,15 +89,15 @@ def run_stage(
     code = stage_code(name)
     paths = {role: a.path for role, a in inputs.items()}
     extra: dict[str, Any] = {}
+    aid = artifact_id(name, key, {r: a.id for r, a in inputs.items()}, code)
     if resumable:  # the store creates, clears (refresh) and removes it under the artifact's lock
-        scratch = store.scratch(artifact_id(name, key, {r: a.id for r, a in inputs.items()}, code))
-        extra = {"checkpoint_dir": scratch, "resume": True}
+        extra = {"checkpoint_dir": store.scratch(aid), "resume": True}
     artifact, hit = store.build(
         name,
         key,
         inputs=inputs,
         code=code,
-        produce=lambda out: _scoped(run or stage_run(name), config, paths, out, **extra),
+        produce=lambda out: _scoped(name, aid, run or stage_run(name), config, paths, out, **extra),
         logger=stage_logger(),
         refresh=refresh,
         resumable=resumable,

@@ -38,6 +38,7 @@ from stages.evaluate.generation import GenerationConfigEval, GenerationResult, e
 from stages.evaluate.pairing import check_pairing
 from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
 from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
+from stages.llm.amount import training_amount
 from stages.llm.config import TemplateChoice
 from stages.llm.prompts import read_eval_prompts
 from stages.precision import resolve_precision
@@ -338,5 +339,6 @@ def run(
         summary["metrics_by_template"] = {str(t): estimates_dict(m) for t, m in by_template.items()}
     if inputs.get("model") is not None:
         summary["selection"] = trained_selection(Path(inputs["model"]))
+        summary["training"] = training_amount(finetune_config(Path(inputs["model"])))
     (out_dir / "metrics.json").write_text(json.dumps({**summary, "config": asdict(config)}, indent=2))
     return summary

@@ -14,7 +14,6 @@ The evaluators work against a generic interface so that they run on any Hugging 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -108,19 +107,17 @@ def batches_by_length(tokenizer, rows: Sequence[EvalRow], batch_size: int) -> li
 
 
 def with_progress(batches: list[list[int]], desc: str) -> Iterator[list[int]]:
-    """The batches, with a bar counting rows on a terminal: an evaluation runs for minutes on CPU.
+    """The batches, counting rows (an evaluation runs for minutes on CPU): a bar on a terminal, else
+    a log line every tenth of the rows, and the progress to the Prefect UI (``stages.progress``).
+    ``llara --quiet`` hides both."""
+    from stages.progress import Progress
 
-    Hidden off a terminal (logs, tests) and under ``llara --quiet``, which sets Hugging Face's
-    ``HF_HUB_DISABLE_PROGRESS_BARS``, so that one switch silences every bar of a run.
-    """
-    from tqdm.auto import tqdm
-
-    quiet = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() in ("1", "true", "yes")
-    total = sum(len(b) for b in batches)
-    with tqdm(total=total, desc=desc, unit="row", disable=True if quiet else None) as bar:
+    total, done = sum(len(b) for b in batches), 0
+    with Progress("evaluate", total, "row", every=max(1, total // 10), description=desc) as progress:
         for batch in batches:
             yield batch
-            bar.update(len(batch))
+            done += len(batch)
+            progress.update(done)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -26,6 +26,7 @@ from stages.evaluate.scoring import candidate_answer_ids, masked_groups, prompt_
 from stages.launch import Resources, launch
 from stages.metrics import bootstrap, ranking_report
 from stages.process import available_cores
+from stages.progress import Progress
 
 POSITION = "_position"  # a row's index in its group, to merge the shards back into row order
 
@@ -70,19 +71,28 @@ def run_rank(
         ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         config = replace(config, threads=max(1, available_cores() // ranks_here))
     model, tokenizer, embed = stage._load(config, inputs, prompt_mode)
-    for g, rows in enumerate(groups):
-        units = work_units(tokenizer, rows, config)[rank::world]
-        with stage.compute_context(config):
-            tables = [
-                stage.evaluate_rows(model, tokenizer, [rows[i] for i in unit], embed, config).predictions
-                for unit in units
-            ]
-        if not tables:  # more ranks than forwards: this rank has nothing of this group
-            continue
-        mine = [i for unit in units for i in unit]
-        table = pa.concat_tables(tables).append_column(POSITION, pa.array(mine, type=pa.int64()))
-        pq.write_table(table, Path(out_dir) / f"group{g}-rank{rank}.parquet")
+    shares = [work_units(tokenizer, rows, config)[rank::world] for rows in groups]
+    total, done = sum(len(units) for units in shares), 0
+    with (
+        stage.compute_context(config),
+        Progress("evaluate", total, "forward", max(1, total // 10), show=rank == 0) as progress,
+    ):
+        for g, (rows, units) in enumerate(zip(groups, shares, strict=True)):
+            tables = []
+            for unit in units:
+                output = stage.evaluate_rows(model, tokenizer, [rows[i] for i in unit], embed, config)
+                tables.append(output.predictions)
+                done += 1
+                progress.update(done)
+            if tables:  # else more ranks than forwards: this rank has nothing of this group
+                _write_share(tables, units, Path(out_dir) / f"group{g}-rank{rank}.parquet")
     return {}
+
+
+def _write_share(tables: list[pa.Table], units: list[list[int]], path: Path) -> None:
+    mine = [i for unit in units for i in unit]
+    table = pa.concat_tables(tables).append_column(POSITION, pa.array(mine, type=pa.int64()))
+    pq.write_table(table, path)
 
 
 def merged_metrics(predictions: pa.Table, mode: str, seed: int) -> dict:

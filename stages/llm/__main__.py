@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
 from stages.llm.finetune import run
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
         help="override a FinetuneConfig field (e.g. --set zero_stage=3 --set lora.r=4)",
     )
     args = parser.parse_args(argv)
+    # the stage's progress lines, timed and named as `llara` writes them (here on stdout, with the summary)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stdout)
+    logging.getLogger("llara").setLevel(logging.INFO)
     try:
         config = apply_settings(profile(args.profile, args.domain), args.set)
     except SettingError as e:

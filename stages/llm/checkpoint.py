@@ -8,6 +8,7 @@ validation state's file (``stages.llm.selection.BestState``) until a checkpoint 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import asdict
 
@@ -70,4 +71,4 @@ class Checkpointing:
         if self.step_in_epoch >= self.steps_per_epoch:
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
         if self.rank == 0:
-            print(f"resumed from {tag} at step {self.global_step}", flush=True)
+            logging.getLogger("llara.finetune").info("resumed from %s at step %d", tag, self.global_step)

@@ -12,6 +12,7 @@ micro-batches of that list; rank r takes those with index % world == r. The list
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,9 +176,8 @@ class PromptData:
         self.pieces = PieceEncoder(tokenizer)
         self.assembled = self._assembly_agrees()
         if not self.assembled:
-            print(
-                f"{self.directory}: prompt assembly differs from the tokenizer; tokenizing each batch",
-                flush=True,
+            logging.getLogger("llara.finetune").info(
+                "%s: prompt assembly differs from the tokenizer; tokenizing each batch", self.directory
             )
 
     def _assembly_agrees(self, rows: int = 16) -> bool:

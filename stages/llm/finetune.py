@@ -3,7 +3,8 @@
 Inputs: ``{"prompts": <prompts artifact>, "embeddings": <item-embedding artifact>}``. Output: ``adapter/``
 (peft), ``projector.safetensors``, ``token_rows.safetensors`` of the step selected on validation
 (``stages.llm.selection``), ``train_log.parquet`` (step, epoch, loss, hybrid fraction, lr, tokens) and
-``summary.json`` (with the ``selection`` object: metric, best and last step, validation history).
+``summary.json`` (with the ``selection`` object: metric, best and last step, validation history)
+and ``tensorboard/`` (the same curves, written while it runs: ``stages.llm.monitor``).
 
 DeepSpeed wraps the LoRA-wrapped LLM (``PromptLM``); the projector has its own Adam, stepped only
 after an optimizer step in which some micro-batch (on any rank) was hybrid, so text-only steps leave
@@ -44,6 +45,7 @@ from stages.llm.model import (
     save_trained,
     token_rows,
 )
+from stages.llm.monitor import TrainingMonitor
 from stages.llm.selection import BestState, Selection
 from stages.process import available_cores
 
@@ -150,6 +152,10 @@ class FinetuneRecipe(Checkpointing):
             )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
             self.load_checkpoint()
+        self.monitor = TrainingMonitor(
+            self.out_dir, cfg, self.total_steps, self.rank, self.world, self.device
+        )
+        self.monitor.start(self.log, self.selection)
 
     # ----- training ------------------------------------------------------------------------
 
@@ -299,12 +305,7 @@ class FinetuneRecipe(Checkpointing):
         self.log.append(row)
         self.step_in_epoch += 1
         self.global_step += 1
-        if self.rank == 0:
-            print(
-                f"step {row['step']} loss {row['loss']:.4f} hybrid {row['hybrid']:.2f} "
-                f"lr {row['lr']:.2e} {row['seconds']:.2f}s",
-                flush=True,
-            )
+        self.monitor.step(row)
 
     def _validation_due(self) -> bool:
         if self.selection is None or self.selection.evaluated(self.global_step):
@@ -329,12 +330,14 @@ class FinetuneRecipe(Checkpointing):
             self.best = BestState(self.global_step, state, rows)
             if self.rank == 0 and self.checkpoint_dir is not None:
                 self.best.save(self.checkpoint_dir)
-        if self.rank == 0:
-            mark = " (best)" if improved else ""
-            print(f"validation step {self.global_step} {self.selection.metric} {value:.4f}{mark}", flush=True)
+        self.monitor.validation(self.global_step, value, self.selection)
         return value
 
     # ----- output --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if (monitor := getattr(self, "monitor", None)) is not None:  # set up by setup()
+            monitor.close()
 
     def trainable_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Trainable tensors by ``LlaraModel`` name and the special-token rows (gathered under ZeRO-3)."""
@@ -384,7 +387,11 @@ class FinetuneRecipe(Checkpointing):
             },
             "train_seconds": float(sum(r["seconds"] for r in self.log)),
             "train_tokens": int(sum(r["tokens"] for r in self.log)),
+            # how much it trained, for the report: rows of the steps run, and the whole train split
+            "rows_seen": self.global_step * self.config.micro_batch * self.micro_per_step,
+            "dataset_train_rows": pq.ParquetFile(self.prompts_dir / "train.parquet").metadata.num_rows,
         }
+        self.close()  # the TensorBoard events are complete before the files are hashed
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_trained(self.model, self.out_dir, state, rows)
@@ -409,6 +416,9 @@ def run(
     checkpoints and keeps the best validation state there; without one, a killed run starts over.
     """
     recipe = FinetuneRecipe(config, inputs["prompts"], inputs["embeddings"], out_dir, checkpoint_dir, resume)
-    recipe.setup()
-    recipe.train()
-    return recipe.save()
+    try:
+        recipe.setup()
+        recipe.train()
+        return recipe.save()
+    finally:
+        recipe.close()

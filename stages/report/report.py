@@ -35,6 +35,7 @@ from stages.report.published import (
     published_wide,
 )
 from stages.report.selection import RowKey, notes_cells, read_row_notes, validation_curves
+from stages.report.training import FOOTNOTE, opening, short, trained_cell
 
 NAME = "report"
 METRIC_COLUMNS = (
@@ -145,7 +146,7 @@ def render_markdown(
 
     ``notes``: per table line, each seed's selected fine-tuning step and evaluation templates."""
     notes = notes or {}
-    lines = [f"# {config.title}", ""]
+    lines = [f"# {config.title}", "", *opening(notes)]
     lines.append(
         "HitRatio@1 = correct / total under the paper's rule (one candidate title in the first line of"
     )
@@ -159,11 +160,12 @@ def render_markdown(
     lines.append(
         "the prompt templates the evaluation used (drawn per row from the seed, or all with their mean)."
     )
+    lines.append("Trained: the fine-tune's optimizer steps, rows and tokens, and the epochs they make.")
     lines.append("")
     keys = ["dataset", "row", "mode", "split", "backbone"]
     for dataset in table["dataset"].unique(maintain_order=True).to_list():
         part = table.filter(pl.col("dataset") == dataset)
-        head = ["row", "mode", "split", "backbone", "seeds", "n", "selected step", "templates"]
+        head = ["row", "mode", "split", "backbone", "seeds", "n", "selected step", "templates", "trained"]
         head += [label for _, label in METRIC_COLUMNS]
         head += [f"published HR@1 ({SHORT[s]})" for s in SOURCES]
         head += [f"published ValidRatio ({SHORT[s]})" for s in SOURCES]
@@ -178,7 +180,8 @@ def render_markdown(
                 first["backbone"],
                 first["seed_list"],
                 str(max(r["n"] for r in by_metric.values())),
-                *notes_cells(notes.get(tuple(str(first[k]) for k in keys), [])),
+                *notes_cells(notes.get(key := tuple(str(first[k]) for k in keys), [])),
+                trained_cell(notes.get(key, [])),
             ]
             for metric, _ in METRIC_COLUMNS:
                 r = by_metric.get(metric)
@@ -190,6 +193,8 @@ def render_markdown(
             cells += [_fmt(first[f"valid_{s}"]) for s in SOURCES]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if any(short(n.get("training")) for k, seeds in notes.items() if k[0] == dataset for n in seeds):
+            lines += [FOOTNOTE, ""]
         missing = _published_only(part, canonical_dataset(dataset))
         if missing:
             lines += [

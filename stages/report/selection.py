@@ -15,7 +15,7 @@ RowKey = tuple[str, str, str, str, str]
 
 
 def read_row_notes(path: Path) -> tuple[RowKey, dict] | None:
-    """The selected step and template choice of an evaluate artifact (its ``metrics.json``)."""
+    """Selected step, template choice and training amount of an evaluate artifact (its metrics.json)."""
     doc_path = path / "metrics.json" if path.is_dir() else path
     if doc_path.name != "metrics.json" or not doc_path.is_file():
         return None
@@ -30,6 +30,7 @@ def read_row_notes(path: Path) -> tuple[RowKey, dict] | None:
         "seed": doc.get("seed", 0),
         "selection": doc.get("selection"),
         "templates": doc.get("templates"),
+        "training": doc.get("training"),
     }
 
 

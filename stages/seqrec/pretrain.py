@@ -2,8 +2,8 @@
 
 inputs: ``{"data": prepared dataset}`` (+ ``{"text": text-embeddings artifact}`` for morec).
 Writes ``model.safetensors``, ``config.json``, ``metrics.json``, ``scores_val.parquet``,
-``scores_test.parquet`` and ``train_log.parquet``. Test is scored once, after the checkpoint has
-been chosen on validation.
+``scores_test.parquet``, ``train_log.parquet`` and ``tensorboard/`` (the training curves). Test is
+scored once, after the checkpoint has been chosen on validation.
 """
 
 from __future__ import annotations
@@ -58,9 +58,8 @@ def run(config: PretrainConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # initialisation and dropout; batch order has its own generator
     model = build_model(config.model, data.n_items, MAX_LEN, config.dim, config.dropout, text)
-    result = train(model, data.splits["train"], data.splits["val"], config)
-
     out_dir = Path(out_dir)
+    result = train(model, data.splits["train"], data.splits["val"], config, out_dir)
     reports = score_and_save(model, data, config.seed, out_dir)
     meta = {"config": config.as_dict(), "n_items": data.n_items, "max_len": MAX_LEN, "dataset": data.name}
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from stages.seqrec.config import PretrainConfig
 from stages.seqrec.data import Split
 from stages.seqrec.evaluate import evaluate
+from stages.seqrec.monitor import EpochMonitor
 
 
 @dataclass
@@ -45,8 +46,18 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, loss: str, gen: torch.Ge
             + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit)))
 
 
-def train(model: nn.Module, train_split: Split, val_split: Split, config: PretrainConfig) -> TrainResult:
-    """Adam over shuffled batches; keeps the state with the best validation ``select_metric``."""
+def train(
+    model: nn.Module,
+    train_split: Split,
+    val_split: Split,
+    config: PretrainConfig,
+    out_dir: Path | None = None,
+) -> TrainResult:
+    """Adam over shuffled batches; keeps the state with the best validation ``select_metric``.
+
+    Each epoch shows as a bar step on a terminal, else a log line, and reaches the reporter
+    (``stages.progress``); with ``out_dir``, its loss and validation metrics go to TensorBoard there.
+    """
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     gen = torch.Generator().manual_seed(config.seed)
@@ -54,30 +65,32 @@ def train(model: nn.Module, train_split: Split, val_split: Split, config: Pretra
     start = time.perf_counter()
     best = TrainResult(copy.deepcopy(model.state_dict()), -1, float("-inf"))
     stale = 0
-    bar = tqdm(range(config.epochs), desc=f"{config.model}/{config.loss}", disable=not config.progress)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(len(train_split), generator=gen)
-        total, batches = 0.0, 0
-        for s in range(0, len(order), config.batch_size):
-            idx = order[s : s + config.batch_size]
-            logits = model(train_split.history[idx], train_split.lengths[idx])  # (b, n_items)
-            loss = loss_fn(logits, train_split.target[idx], config.loss, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.item(), batches + 1
-        report, _, _ = evaluate(model, val_split, seed=config.seed)
-        val = report[config.select_metric].mean
-        best.log.append({"epoch": epoch, "loss": total / max(batches, 1), "val_hr@1": report["hr@1"].mean,
-                         "val_ndcg@5": report["ndcg@5"].mean, "seconds": time.perf_counter() - start})
-        bar.set_postfix(loss=f"{total / max(batches, 1):.4f}", val=f"{val:.4f}")
-        if val > best.best_val:
-            best.state, best.best_epoch, best.best_val = copy.deepcopy(model.state_dict()), epoch, val
-            stale = 0
-        else:
-            stale += 1
-            if stale >= config.patience and epoch + 1 >= config.min_epochs:
+    with EpochMonitor(config, out_dir) as monitor:
+        for epoch in range(config.epochs):
+            model.train()
+            order = torch.randperm(len(train_split), generator=gen)
+            total, batches = 0.0, 0
+            for s in range(0, len(order), config.batch_size):
+                idx = order[s : s + config.batch_size]
+                logits = model(train_split.history[idx], train_split.lengths[idx])  # (b, n_items)
+                loss = loss_fn(logits, train_split.target[idx], config.loss, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, batches = total + loss.item(), batches + 1
+            report, _, _ = evaluate(model, val_split, seed=config.seed)
+            val = report[config.select_metric].mean
+            best.log.append({"epoch": epoch, "loss": total / max(batches, 1), "val_hr@1": report["hr@1"].mean,
+                             "val_ndcg@5": report["ndcg@5"].mean, "seconds": time.perf_counter() - start})
+            improved = val > best.best_val
+            if improved:
+                best.state, best.best_epoch, best.best_val = copy.deepcopy(model.state_dict()), epoch, val
+                stale = 0
+            else:
+                stale += 1
+            stop = not improved and stale >= config.patience and epoch + 1 >= config.min_epochs
+            monitor.epoch(best.log[-1], val, improved, stop)
+            if stop:
                 break
     best.seconds = time.perf_counter() - start
     model.load_state_dict(best.state)

@@ -65,7 +65,7 @@ def test_two_processes_give_world_size_2_and_the_one_process_loss_curve(
     result = llara(*finetune, "--nproc-per-node", "2", store=store, cache=backbone_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     two = Path(result.stdout.strip().splitlines()[-1])
-    assert "[default1]:" in result.stderr and "[default0]:step 0 " in result.stderr  # both ranks' logs
+    assert "[rank 1] " in result.stderr and "[rank 0] step 0 " in result.stderr  # both ranks' logs
     assert json.loads((two / "summary.json").read_text())["world_size"] == 2
     assert json.loads((one_process / "summary.json").read_text())["world_size"] == 1
     assert two.name == one_process.name  # the world size is a resource, not part of the id
@@ -110,7 +110,7 @@ def test_a_killed_rank_fails_the_stage_in_one_line_and_a_rerun_resumes(
     try:
         for line in proc.stderr:  # "step 3" is printed once the checkpoint after step 2 is complete
             lines.append(line)
-            if "[default0]:step 3 " in line:
+            if "[rank 0] step 3 " in line:
                 victim = _rank_process(psutil.Process(proc.pid), "1")
                 assert victim is not None
                 victim.send_signal(signal.SIGKILL)

@@ -185,3 +185,25 @@ def test_pickle_from_a_deployment_run_with_the_opt_in(tmp_path):
         assert not [p for p, t in below.items() if alive(p, t)]
     finally:
         serve.close()
+
+
+def test_sigkill_of_llara_serve_still_stops_worker_and_server(tmp_path):
+    """An OOM kill or a container stop: no handler of llara serve runs, its guard stops the rest."""
+    port = free_port()
+    serve = Serve(tmp_path, port)
+    below = descendants(serve.process.pid)
+    try:
+        assert len(below) >= 3  # the guard, the server and the worker at least
+        serve.process.send_signal(signal.SIGKILL)
+        assert serve.process.wait(timeout=10) == -signal.SIGKILL
+        deadline = time.monotonic() + 60  # SIGINT, then SIGKILL after 15 s, per group
+        while (left := [p for p, t in below.items() if alive(p, t)]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], left
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+    finally:
+        for pid, started in below.items():  # nothing left, unless the test failed
+            if alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
+        serve.close()

@@ -5,6 +5,7 @@ Runs are triggered exactly as the UI does (POST /api/deployments/{id}/create_flo
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from datetime import datetime
@@ -84,6 +85,17 @@ class Api:
             time.sleep(1)
         raise AssertionError(f"flow run {run_id} still {state['type']} after {timeout} s")
 
+    def task_runs(self, run_id: str, name: str) -> list[dict]:
+        """The task runs of a flow run (and of the flows it called) whose name starts with ``name``."""
+        body = {"flow_runs": {"id": {"any_": [run_id]}}, "limit": 200}
+        runs = self.request("POST", "/task_runs/filter", json=body).json()
+        return [t for t in runs if t["name"].startswith(name)]
+
+    def artifacts(self, task_run_id: str) -> list[dict]:
+        """Every artifact of a task run, every version of a keyed one, oldest first."""
+        body = {"artifacts": {"task_run_id": {"any_": [task_run_id]}}, "sort": "CREATED_ASC", "limit": 200}
+        return self.request("POST", "/artifacts/filter", json=body).json()
+
     def logs(self, run_id: str, timeout: float = 120) -> str:
         """Every log line of a finished run. Logs reach the API a little after the final state, so
         wait for the flow's own closing line ("Finished in state ...")."""
@@ -150,6 +162,11 @@ def test_ui_trigger_cache_hits_refresh_and_nightly_schedule(served):
     assert state["type"] == "COMPLETED", (state, api.logs(first)[-3000:])
     logs = api.logs(first)
     assert "computing prepare" in logs and "computing finetune" in logs and "computing report" in logs
+    (finetune,) = [a for a in ArtifactStore(store) if a.stage == "finetune"]
+    check_live_progress(api, first, finetune.path)
+    summary = json.loads((finetune.path / "summary.json").read_text())
+    for step in [h["step"] for h in summary["selection"]["history"]]:  # the stage's own lines, once each
+        assert logs.count(f"validation at step {step}/{summary['total_steps']}:") == 1, logs[-3000:]
 
     second = api.trigger(reproduce["id"], smoke_parameters(source, store))
     assert api.wait(second)["type"] == "COMPLETED"
@@ -186,6 +203,25 @@ def test_ui_trigger_cache_hits_refresh_and_nightly_schedule(served):
     for run in scheduled:
         start = datetime.fromisoformat(run["expected_start_time"])
         assert (start.utcoffset().total_seconds(), start.hour, start.minute) == (0, 3, 0)
+
+
+def check_live_progress(api: Api, run_id: str, finetune: Path) -> None:
+    """The finetune task run of ``run_id`` that wrote ``finetune``: its progress artifact reached
+    100 %, and its validation table was published at each validation with the history so far."""
+    key = f"finetune-{finetune.name}-progress"
+    runs = [api.artifacts(t["id"]) for t in api.task_runs(run_id, "finetune")]
+    (artifacts,) = [found for found in runs if any(a["key"] == key for a in found)]
+    progress = [a for a in artifacts if a["type"] == "progress"]
+    assert len(progress) == 1 and progress[0]["data"] == 100.0, progress
+    tables = [json.loads(a["data"]) for a in artifacts if a["type"] == "table"]
+    history = json.loads((finetune / "summary.json").read_text())["selection"]["history"]
+    assert [[row["step"] for row in table] for table in tables] == [
+        [h["step"] for h in history[: i + 1]] for i in range(len(history))
+    ]
+    assert [row["scoring_hr1"] for row in tables[-1]] == pytest.approx([h["value"] for h in history])
+    others = api.task_runs(run_id, "pretrain") + api.task_runs(run_id, "evaluate")
+    done = [a["data"] for t in others for a in api.artifacts(t["id"]) if a["type"] == "progress"]
+    assert done and all(value == 100.0 for value in done)
 
 
 def test_failed_stage_then_fixed_rerun_reuses_upstream(served):
@@ -253,6 +289,8 @@ def test_deployment_runs_branches_in_parallel_with_two_process_finetunes(served)
     state = api.wait(run)
     assert state["type"] == "COMPLETED", (state, api.logs(run)[-3000:])
     logs = api.logs(run)
-    assert "[default0]:step 0 " in logs and "[default1]:" in logs
+    assert "[rank 0] step 0 " in logs and "[rank 1] " in logs
     finetunes = [a for a in ArtifactStore(store) if a.stage == "finetune"]
     assert len(finetunes) == 2 and all(a.manifest["world_size"] == 2 for a in finetunes)
+    for finetune in finetunes:  # rank 0 of each torchrun reported to its own task run
+        check_live_progress(api, run, finetune.path)

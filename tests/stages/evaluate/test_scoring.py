@@ -216,13 +216,19 @@ def copy_model(model):
     return copy.deepcopy(model)
 
 
-def test_progress_keeps_the_batches_and_counts_rows(capsys, monkeypatch) -> None:
-    from tqdm.auto import tqdm
-
+def test_progress_keeps_the_batches_and_counts_rows() -> None:
     from stages.evaluate.rows import with_progress
+    from stages.progress import reporting_to
+
+    class Seen:
+        def progress(self, stage: str, done: float, total: float, description: str) -> None:
+            seen.append((stage, done, total))
+
+        def table(self, stage: str, name: str, rows: list) -> None:
+            raise AssertionError("no table")
 
     batches = [[3, 1], [0], [2, 4, 5]]
-    seen = []
-    monkeypatch.setattr(tqdm, "update", lambda self, n=1: seen.append(n))
-    assert list(with_progress(batches, "scoring")) == batches
-    assert seen == [2, 1, 3]
+    seen: list[tuple] = []
+    with reporting_to(Seen()):
+        assert list(with_progress(batches, "scoring")) == batches
+    assert seen == [("evaluate", 2, 6), ("evaluate", 3, 6), ("evaluate", 6, 6)]

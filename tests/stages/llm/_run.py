@@ -107,14 +107,14 @@ def _latest_checkpoint_step(checkpoints: Path) -> int:
 def _kill_at(
     inputs: dict[str, Path], cache: Path, out: Path, *sets: str, checkpoints: Path, line: str
 ) -> None:
-    """Start a resumable run and kill -9 it when it prints a line starting with ``line``."""
+    """Start a resumable run and kill -9 it when it logs a finetune line starting with ``line``."""
     command = [sys.executable] + _args(inputs, out, *sets, checkpoints=checkpoints)
     proc = subprocess.Popen(
         command, env=_env(cache), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert proc.stdout is not None
     for printed in proc.stdout:
-        if printed.startswith(line):
+        if f"llara.finetune: {line}" in printed:
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait(timeout=60)

@@ -1,0 +1,120 @@
+"""What a fine-tune shows while it runs, from global rank 0 only.
+
+- A log line every ``every`` optimizer steps (about ``LINES`` per run) and one per validation on
+  ``llara.finetune``, or a bar on a terminal (``stages.progress.Progress``).
+- The progress (steps done of the run's total) and the validation history so far as a table, to
+  the installed reporter: the task run's artifacts in the Prefect UI (``tasks.progress``).
+- TensorBoard events in the artifact (``tensorboard/finetune-<schedule>-seed<seed>/``): per step
+  ``train/loss``, ``train/lr``, ``train/hybrid``, ``train/tokens_per_s`` (the values of
+  ``train_log.parquet``), and ``val/<metric>`` at each validation. A resumed run writes the steps
+  restored from its checkpoint first, so the published events hold the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from stages.llm.config import FinetuneConfig
+from stages.llm.selection import Selection
+from stages.progress import Progress, report_table
+from stages.tensorboard import Curves
+
+LINES = 50
+"""About this many step lines per run in a log (every step of a short run)."""
+
+log = logging.getLogger("llara.finetune")
+
+
+def train_scalars(row: dict) -> dict[str, float]:
+    """The TensorBoard scalars of one ``train_log.parquet`` row."""
+    return {
+        "train/loss": row["loss"],
+        "train/lr": row["lr"],
+        "train/hybrid": row["hybrid"],
+        "train/tokens_per_s": row["tokens"] / row["seconds"] if row["seconds"] > 0 else None,
+    }
+
+
+def step_line(row: dict, total: int) -> str:
+    per_s = row["tokens"] / row["seconds"] if row["seconds"] > 0 else 0.0
+    return (
+        f"step {row['step']} loss {row['loss']:.4f} hybrid {row['hybrid']:.2f} lr {row['lr']:.2e} "
+        f"{per_s:.0f} tokens/s {row['seconds']:.2f}s ({row['step'] + 1}/{total})"
+    )
+
+
+class TrainingMonitor:
+    """Progress, log lines, validation table and TensorBoard curves of one run (rank 0; else inert)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        config: FinetuneConfig,
+        total_steps: int,
+        rank: int,
+        world: int,
+        device: torch.device,
+    ) -> None:
+        self.total = total_steps
+        self.progress: Progress | None = None
+        self.curves: Curves | None = None
+        # every rank says where it runs (DeepSpeed's own notice of a CPU run is filtered out)
+        log.info(
+            "training on %s, process %d of %d: %d optimizer steps", device.type, rank, world, total_steps
+        )
+        if rank != 0:
+            return
+        self.progress = Progress(
+            "finetune",
+            total_steps,
+            unit="step",
+            every=max(1, total_steps // LINES),
+            description=f"finetune {config.schedule} seed={config.seed}",
+        )
+        self.curves = Curves(out_dir, f"finetune-{config.schedule}-seed{config.seed}")
+
+    def start(self, rows: list[dict], selection: Selection | None) -> None:
+        """Before the first step: the steps and validations a resumed run restored."""
+        if self.curves is None or self.progress is None:
+            return
+        for row in rows:
+            self.curves.add(row["step"], train_scalars(row))
+        if rows:
+            self.progress.update(len(rows), step_line(rows[-1], self.total))
+        if selection is not None and selection.history:
+            for point in selection.history:
+                self.curves.add(point["step"], {f"val/{selection.metric}": point["value"]})
+            self._table(selection)
+
+    def step(self, row: dict) -> None:
+        if self.curves is None or self.progress is None:
+            return
+        self.curves.add(row["step"], train_scalars(row))
+        self.progress.update(row["step"] + 1, step_line(row, self.total), loss=f"{row['loss']:.4f}")
+
+    def validation(self, step: int, value: float, selection: Selection) -> None:
+        """After ``selection`` recorded ``value`` at ``step``."""
+        if self.curves is None:
+            return
+        self.curves.add(step, {f"val/{selection.metric}": value})
+        mark = " (best)" if selection.best_step == step else ""
+        log.info("validation at step %d/%d: %s %.4f%s", step, self.total, selection.metric, value, mark)
+        self._table(selection)
+
+    def _table(self, selection: Selection) -> None:
+        best, metric = selection.best_step, selection.metric
+        rows = [
+            {"step": h["step"], "epoch": h["epoch"], metric: h["value"], "best": h["step"] == best}
+            for h in selection.history
+        ]
+        report_table("finetune", "validation", rows)
+
+    def close(self) -> None:
+        """Flush the event file and end the progress display (idempotent)."""
+        if self.curves is not None:
+            self.curves.close()
+        if self.progress is not None:
+            self.progress.close()
