@@ -29,4 +29,5 @@ def training_amount(run: dict) -> dict:
         "epochs": epochs,
         "paper_epochs": PAPER_EPOCHS,
         "backbone": run.get("backbone"),
+        "precision": run.get("precision"),
     }

@@ -35,7 +35,7 @@ from stages.report.published import (
     published_wide,
 )
 from stages.report.selection import RowKey, notes_cells, read_row_notes, validation_curves
-from stages.report.training import FOOTNOTE, opening, short, trained_cell
+from stages.report.training import FOOTNOTE, opening, precision_cell, short, trained_cell
 
 NAME = "report"
 METRIC_COLUMNS = (
@@ -161,11 +161,13 @@ def render_markdown(
         "the prompt templates the evaluation used (drawn per row from the seed, or all with their mean)."
     )
     lines.append("Trained: the fine-tune's optimizer steps, rows and tokens, and the epochs they make.")
+    lines.append("Precision: the LLM's at evaluation (bf16 mixed or fp32), and at fine-tuning if other.")
     lines.append("")
     keys = ["dataset", "row", "mode", "split", "backbone"]
     for dataset in table["dataset"].unique(maintain_order=True).to_list():
         part = table.filter(pl.col("dataset") == dataset)
-        head = ["row", "mode", "split", "backbone", "seeds", "n", "selected step", "templates", "trained"]
+        head = ["row", "mode", "split", "backbone", "precision", "seeds", "n", "selected step", "templates"]
+        head += ["trained"]
         head += [label for _, label in METRIC_COLUMNS]
         head += [f"published HR@1 ({SHORT[s]})" for s in SOURCES]
         head += [f"published ValidRatio ({SHORT[s]})" for s in SOURCES]
@@ -178,9 +180,10 @@ def render_markdown(
                 first["mode"],
                 first["split"],
                 first["backbone"],
+                precision_cell(notes.get(key := tuple(str(first[k]) for k in keys), [])),
                 first["seed_list"],
                 str(max(r["n"] for r in by_metric.values())),
-                *notes_cells(notes.get(key := tuple(str(first[k]) for k in keys), [])),
+                *notes_cells(notes.get(key, [])),
                 trained_cell(notes.get(key, [])),
             ]
             for metric, _ in METRIC_COLUMNS:

@@ -31,6 +31,7 @@ def read_row_notes(path: Path) -> tuple[RowKey, dict] | None:
         "selection": doc.get("selection"),
         "templates": doc.get("templates"),
         "training": doc.get("training"),
+        "precision": doc.get("precision"),
     }
 
 

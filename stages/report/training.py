@@ -53,6 +53,18 @@ def trained_cell(notes: list[dict]) -> str:
     return "; ".join(dict.fromkeys(texts)) if texts else "–"
 
 
+def precision_cell(notes: list[dict]) -> str:
+    """The ``precision`` cell: the evaluation's (bf16 / fp32), and the fine-tune's when it differs."""
+    texts = []
+    for note in notes:
+        evaluated, trained = note.get("precision"), (note.get("training") or {}).get("precision")
+        if evaluated and trained and trained != evaluated:
+            texts.append(f"{evaluated} (trained in {trained})")
+        elif evaluated or trained:
+            texts.append(str(evaluated or trained))
+    return ", ".join(dict.fromkeys(texts)) if texts else "–"
+
+
 def opening(notes: dict) -> list[str]:
     """The report's first lines when some LLM row trained less than one epoch, else none."""
     amounts = [n.get("training") for seeds in notes.values() for n in seeds]

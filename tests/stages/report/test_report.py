@@ -104,7 +104,7 @@ def test_report_writes_table_markdown_and_figures(tmp_path: Path) -> None:
     assert zero["valid_paper_table2"] == pytest.approx(0.4421)  # the paper's Llama2 row
     md = (out / "report.md").read_text()
     assert "# Test report" in md and "## movielens" in md
-    assert "| LLaRA(SASRec) | generation | test | tiny-random | 0,1 | 95 |" in md
+    assert "| LLaRA(SASRec) | generation | test | tiny-random | – | 0,1 | 95 |" in md
     assert "0.4421" in md and "0.4526" in md and "0.3444" in md  # published LLaRA / README / SASRec values
     assert "TALLRec (paper 0.3895" in md  # published rows we did not produce are listed too
     assert "arXiv 2312.02445" in md and "ljy0ustc/LLaRA" in md
@@ -166,10 +166,10 @@ def test_report_names_each_llm_rows_selected_step_and_plots_validation(tmp_path:
     run(ReportConfig(), inputs, out)
     md = (out / "report.md").read_text()
     assert (
-        "| LLaRA(SASRec) | scoring | test | tiny-random | 0,1 | 95 "
+        "| LLaRA(SASRec) | scoring | test | tiny-random | – | 0,1 | 95 "
         "| 16/32, 32/32 (scoring_hr1) | drawn per row |" in md
     )
-    assert "| zero-shot | scoring | test | tiny-random | 0 | 95 | – | – |" in md
+    assert "| zero-shot | scoring | test | tiny-random | – | 0 | 95 | – | – |" in md
     assert (out / "validation.png").stat().st_size > 0 and "![validation.png](validation.png)" in md
 
 

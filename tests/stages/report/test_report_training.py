@@ -50,3 +50,20 @@ def test_no_opening_sentence_when_every_llm_row_trained_an_epoch(tmp_path: Path)
     src.mkdir()
     lines = _report(tmp_path, {"full": _llm_row(src, "LLaRA(SASRec)", 700, 128, 85_000)})
     assert lines[2] != OPENING.format(paper=5) and FOOTNOTE not in lines and "†" not in "\n".join(lines)
+
+
+def test_the_precision_column_names_the_evaluation_and_a_differing_fine_tune(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    inputs = {}
+    for name, evaluated, trained in (("LLaRA(SASRec)", "bf16", "bf16"), ("TALLRec", "bf16", "fp32")):
+        d = _llm_row(src, name, steps=32, batch=4, train_rows=85_000)
+        doc = json.loads((d / "metrics.json").read_text())
+        doc["precision"], doc["training"]["precision"] = evaluated, trained
+        (d / "metrics.json").write_text(json.dumps(doc))
+        inputs[name] = d
+    lines = _report(tmp_path, inputs)
+    llara = next(line for line in lines if line.startswith("| LLaRA(SASRec) |"))
+    tallrec = next(line for line in lines if line.startswith("| TALLRec |"))
+    assert "| tiny-random | bf16 | 0 |" in llara
+    assert "| tiny-random | bf16 (trained in fp32) | 0 |" in tallrec
