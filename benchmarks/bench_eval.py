@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.evaluate.generation import GenerationConfigEval, generate_answers
-from stages.evaluate.rows import EvalRow
-from stages.evaluate.scoring import ScoringConfig, candidate_answer_ids, score_candidates
+from stages.llm.generation import GenerationConfigEval, generate_answers
+from stages.llm.rows import EvalRow
+from stages.llm.scoring import ScoringConfig, candidate_answer_ids, score_candidates
 
 WORDS = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark", "king", "dream"]
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
-from stages.evaluate.rows import RESULT_COLUMNS, result_table
+from stages.llm.rows import RESULT_COLUMNS, result_table
 from stages.metrics import Estimate
 
 KEYS = ("dataset", "row", "mode", "metric", "split", "backbone")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from stages.evaluate.matching import MatchRule
 from stages.llm.config import TemplateChoice
+from stages.llm.matching import MatchRule
 
 Mode = Literal["generation", "scoring"]
 

@@ -33,12 +33,12 @@ import torch
 from stages.errors import DataError
 from stages.evaluate.config import EvaluateConfig
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
-from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.evaluate.pairing import check_pairing
-from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
-from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 from stages.llm.config import TemplateChoice
+from stages.llm.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.llm.prompts import read_eval_prompts
+from stages.llm.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
+from stages.llm.scoring import ScoringConfig, evaluate_scoring
 from stages.process import available_cores
 
 NAME = "evaluate"

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from stages.evaluate.evaluate import hybrid_embed_fn, load_rows
-from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
-from stages.evaluate.rows import EvalRow, pad_id
-from stages.evaluate.scoring import ScoringConfig, score_candidates
 from stages.llm.data import pad_batch
+from stages.llm.generation import GenerationConfigEval, evaluate_generation
 from stages.llm.model import LlaraModel
+from stages.llm.rows import EvalRow, pad_id
+from stages.llm.scoring import ScoringConfig, score_candidates
 from stages.metrics import rank_of_target
 
 Reduce = Callable[[float], float]
