@@ -17,9 +17,9 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactError, ArtifactStore
-from flows.cli_evaluate import evaluate_command
-from flows.cli_pretrain import import_sr_command, pretrain_command
-from flows.cli_resources import (
+from flows.cli.evaluate import evaluate_command
+from flows.cli.pretrain import import_sr_command, pretrain_command
+from flows.cli.resources import (
     HostfileOption,
     MasterAddrOption,
     MasterPortOption,
@@ -28,11 +28,11 @@ from flows.cli_resources import (
     NprocOption,
     resources_of,
 )
-from flows.cli_serve import serve_command
-from flows.cli_settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
-from flows.cli_stage import STAGE_HELP, stage_command
-from flows.cli_store import StoreOption, store_app
-from flows.run_errors import drop_user_error_tracebacks
+from flows.cli.run_errors import drop_user_error_tracebacks
+from flows.cli.serve import serve_command
+from flows.cli.settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
+from flows.cli.stage import STAGE_HELP, stage_command
+from flows.cli.store import StoreOption, store_app
 from flows.serve import ServeError
 from stages.errors import DataError
 from stages.registry import NAMES
