@@ -4,7 +4,7 @@
     python benchmarks/bench_eval.py --backbone smollm2-135m --rows 16
     python benchmarks/bench_eval.py --backbone random:llama-2-7b --device cuda --rows 256
 
-Scoring, both scorers of ``stages.evaluate.scoring`` on the same rows: ``masked`` (prompt and the
+Scoring, both scorers of ``stages.llm.scoring`` on the same rows: ``masked`` (prompt and the
 20 answers in one forward under a 4-D mask, the default) and ``cache_copy`` (the previous one: the
 prompt's KV cache copied onto every continuation); the ratio is masked / cache_copy, and the largest
 score difference between them is printed as a check. Both include the joint tokenization of

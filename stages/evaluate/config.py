@@ -42,7 +42,7 @@ class EvaluateConfig:
     """Generation: most new tokens per answer."""
     scoring_method: Literal["masked", "cache_copy"] = "masked"
     """Scoring: all answers in one forward under a 4-D mask, or the previous prompt-cache copies
-    (``stages.evaluate.scoring``); the same scores to float tolerance."""
+    (``stages.llm.scoring``); the same scores to float tolerance."""
     max_tokens_per_forward: int = 8192
     """Scoring, ``masked``: most padded tokens per forward (bounds memory)."""
     continuation_batch_size: int = 80

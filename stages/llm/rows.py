@@ -69,6 +69,21 @@ def identity_embed_fn(model: torch.nn.Module) -> EmbedFn:
     return embed
 
 
+def hybrid_embed_fn(llara_model) -> EmbedFn:
+    """Hybrid prompt embeddings through ``stages.llm.model.LlaraModel.inputs_embeds``.
+
+    Placeholders are matched to items in row-major order, which left padding does not change.
+    """
+
+    def embed(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
+        device = input_ids.device
+        history = torch.tensor([h for r in rows for h in r.history_ids], dtype=torch.long, device=device)
+        cands = torch.tensor([c for r in rows for c in r.candidate_ids], dtype=torch.long, device=device)
+        return llara_model.inputs_embeds(input_ids, history, cands, True)
+
+    return embed
+
+
 def pad_id(tokenizer) -> int:
     """The id used for padding: the tokenizer's pad token, else EOS, else 0."""
     for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
