@@ -31,19 +31,13 @@ import pyarrow.parquet as pq
 import torch
 
 from stages.errors import DataError
+from stages.evaluate.aggregate import estimates_dict, result_table, template_mean_metrics
 from stages.evaluate.config import EvaluateConfig
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
 from stages.evaluate.pairing import check_pairing
 from stages.llm.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.llm.prompts import load_rows
-from stages.llm.rows import (
-    EmbedFn,
-    EvalRow,
-    estimates_dict,
-    hybrid_embed_fn,
-    result_table,
-    template_mean_metrics,
-)
+from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
 from stages.llm.scoring import ScoringConfig, evaluate_scoring
 from stages.process import available_cores
 
