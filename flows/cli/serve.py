@@ -1,4 +1,4 @@
-"""``llara serve``: kept apart from flows/cli.py so that the command table stays readable."""
+"""``llara serve``: the command's options; what it starts and stops is ``flows.serve``."""
 
 from __future__ import annotations
 
