@@ -5,10 +5,10 @@ An artifact is a directory under a store root holding the files a stage wrote pl
 so an unchanged stage is a cache hit and never runs twice.
 """
 
+from artifacts.errors import ArtifactError
 from artifacts.identity import artifact_id, canonical_json, code_version, stage_code_version
 from artifacts.store import (
     Artifact,
-    ArtifactError,
     ArtifactStore,
     NotCached,
     cached_only,

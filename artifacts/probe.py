@@ -19,7 +19,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from artifacts.store import ArtifactError
+from artifacts.errors import ArtifactError
 
 _PROBED: set[Path] = set()
 

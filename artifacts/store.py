@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from artifacts.errors import ArtifactError
 from artifacts.identity import _jsonable, artifact_id
 from stages.files import locked, sha256_file
 
@@ -40,10 +41,6 @@ STORE_ENV = "LLARA_STORE"
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "deepspeed", "prefect", "polars", "pyarrow")
 
 log = logging.getLogger("llara.artifacts")
-
-
-class ArtifactError(Exception):
-    """An artifact is missing, incomplete or does not match its manifest."""
 
 
 class NotCached(Exception):

@@ -4,7 +4,7 @@
     python benchmarks/bench_eval.py --backbone smollm2-135m --rows 16
     python benchmarks/bench_eval.py --backbone random:llama-2-7b --device cuda --rows 256
 
-Scoring, both scorers of ``stages.evaluate.scoring`` on the same rows: ``masked`` (prompt and the
+Scoring, both scorers of ``stages.llm.scoring`` on the same rows: ``masked`` (prompt and the
 20 answers in one forward under a 4-D mask, the default) and ``cache_copy`` (the previous one: the
 prompt's KV cache copied onto every continuation); the ratio is masked / cache_copy, and the largest
 score difference between them is printed as a check. Both include the joint tokenization of
@@ -35,9 +35,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.evaluate.generation import GenerationConfigEval, generate_answers
-from stages.evaluate.rows import EvalRow
-from stages.evaluate.scoring import ScoringConfig, candidate_answer_ids, score_candidates
+from stages.llm.generation import GenerationConfigEval, generate_answers
+from stages.llm.rows import EvalRow
+from stages.llm.scoring import ScoringConfig, candidate_answer_ids, score_candidates
 
 WORDS = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark", "king", "dream"]
 

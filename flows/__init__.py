@@ -1,1 +1,1 @@
-"""Prefect flows that compose the stage tasks, plus the ``llara`` command line (``flows.cli``)."""
+"""Prefect flows that compose the stage tasks; the ``llara`` command line that runs them is ``flows.cli``."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
-from stages.evaluate.matching import MatchRule
 from stages.llm.config import TemplateChoice
+from stages.llm.matching import MatchRule
 from stages.precision import resolve_precision
 
 Mode = Literal["generation", "scoring"]
@@ -43,7 +43,7 @@ class EvaluateConfig:
     """Generation: most new tokens per answer."""
     scoring_method: Literal["masked", "cache_copy"] = "masked"
     """Scoring: all answers in one forward under a 4-D mask, or the previous prompt-cache copies
-    (``stages.evaluate.scoring``); the same scores to float tolerance."""
+    (``stages.llm.scoring``); the same scores to float tolerance."""
     max_tokens_per_forward: int = 8192
     """Scoring, ``masked``: most padded tokens per forward (bounds memory)."""
     continuation_batch_size: int = 80

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from stages.evaluate.generation import GenerationResult, score_outputs
-from stages.evaluate.matching import MatchRule
-from stages.evaluate.rows import EvalRow
+from stages.llm.generation import GenerationResult, score_outputs
+from stages.llm.matching import MatchRule
+from stages.llm.rows import EvalRow
 
 PLACEHOLDERS = re.compile(r"\s*\[(?:PH|HistoryEmb|CansEmb|ItemEmb)\]")
 

@@ -32,64 +32,19 @@ import pyarrow.parquet as pq
 import torch
 
 from stages.errors import DataError
+from stages.evaluate.aggregate import estimates_dict, result_table, template_mean_metrics
 from stages.evaluate.config import EvaluateConfig
 from stages.evaluate.endpoint import EndpointConfig, evaluate_endpoint
-from stages.evaluate.generation import GenerationConfigEval, GenerationResult, evaluate_generation
 from stages.evaluate.pairing import check_pairing
-from stages.evaluate.rows import EmbedFn, EvalRow, estimates_dict, result_table, template_mean_metrics
-from stages.evaluate.scoring import ScoringConfig, evaluate_scoring
 from stages.llm.amount import training_amount
-from stages.llm.config import TemplateChoice
-from stages.llm.prompts import read_eval_prompts
+from stages.llm.generation import GenerationConfigEval, GenerationResult, evaluate_generation
+from stages.llm.prompts import load_rows
+from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
+from stages.llm.scoring import ScoringConfig, evaluate_scoring
 from stages.precision import resolve_precision
 from stages.process import available_cores
 
 NAME = "evaluate"
-def load_rows(
-    prompts_dir: Path,
-    split: str,
-    prompt_mode: str,
-    template: TemplateChoice = "draw",
-    max_rows: int | None = None,
-    seed: int = 0,
-) -> list[EvalRow]:
-    """The frozen evaluation rows of one split / prompt kind / template choice, by (row, template)."""
-    part = read_eval_prompts(prompts_dir, split, prompt_mode, template, seed, max_rows)
-    titles_path = Path(prompts_dir) / "titles.parquet"
-    titles = pq.read_table(titles_path).column("title").to_pylist()
-    rows = []
-    for rec in part.to_pylist():
-        cands = tuple(int(c) for c in rec["candidates"])
-        rows.append(
-            EvalRow(
-                row_id=int(rec["row"]),
-                user_id=int(rec["user_id"]),
-                prompt=rec["prompt"],
-                target_id=int(rec["target"]),
-                candidate_ids=cands,
-                candidate_titles=tuple(titles[c] for c in cands),
-                history_ids=tuple(int(h) for h in rec["history"]),
-                prompt_ids=tuple(int(t) for t in rec["input_ids"][: rec["prompt_length"]]),
-                template=int(rec["template"]),
-                target_answer_ids=tuple(int(t) for t in rec["input_ids"][rec["prompt_length"] :]),
-            )
-        )
-    return rows
-
-
-def hybrid_embed_fn(llara_model) -> EmbedFn:
-    """Hybrid prompt embeddings through ``stages.llm.model.LlaraModel.inputs_embeds``.
-
-    Placeholders are matched to items in row-major order, which left padding does not change.
-    """
-
-    def embed(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
-        device = input_ids.device
-        history = torch.tensor([h for r in rows for h in r.history_ids], dtype=torch.long, device=device)
-        cands = torch.tensor([c for r in rows for c in r.candidate_ids], dtype=torch.long, device=device)
-        return llara_model.inputs_embeds(input_ids, history, cands, True)
-
-    return embed
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stages.evaluate import evaluate as stage
-from stages.evaluate.rows import EvalRow, batches_by_length, generation_metrics
-from stages.evaluate.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
 from stages.launch import Resources, launch
+from stages.llm.rows import EvalRow, batches_by_length, generation_metrics
+from stages.llm.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
 from stages.metrics import bootstrap, ranking_report
 from stages.process import available_cores
 from stages.progress import Progress

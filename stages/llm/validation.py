@@ -1,6 +1,6 @@
 """Validation during fine-tuning: the selection metric of the model being trained, on the val split.
 
-The rows are those the evaluate stage reads (``stages.evaluate.load_rows``) with each row's template
+The rows are those the evaluate stage reads (``stages.llm.prompts.load_rows``) with each row's template
 drawn from (seed, row), hybrid unless the schedule is ``text``; the metrics are the evaluate stage's
 own (candidate scoring, generation with the paper's substring rule, or the answer loss), so a
 selected step means on validation what the test table means on test.
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages.evaluate.evaluate import hybrid_embed_fn, load_rows
-from stages.evaluate.generation import GenerationConfigEval, evaluate_generation
-from stages.evaluate.rows import EvalRow, pad_id
-from stages.evaluate.scoring import ScoringConfig, score_candidates
 from stages.llm.data import pad_batch
+from stages.llm.generation import GenerationConfigEval, evaluate_generation
 from stages.llm.model import LlaraModel
+from stages.llm.prompts import load_rows
+from stages.llm.rows import EvalRow, hybrid_embed_fn, pad_id
+from stages.llm.scoring import ScoringConfig, score_candidates
 from stages.metrics import rank_of_target
 
 Reduce = Callable[[float], float]

@@ -14,31 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.seqrec.layers import IdEmbedding, real_positions
+from stages.seqrec.released import ReleasedSASRec
+
 MODELS = ("sasrec", "gru4rec", "caser", "morec", "sasrec-conv")
 # Architectures that load_model can rebuild but that are not trained here: an imported checkpoint.
 IMPORTED = ("sasrec-released",)
-
-
-def _real(history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, L, 1) bool: True at real positions. Derived from the lengths, not the ids, so whatever
-    sits in a padded slot (the pad id or a stray item id) is ignored."""
-    return (torch.arange(history.shape[1], device=history.device) < lengths[:, None]).unsqueeze(-1)
-
-
-class IdEmbedding(nn.Module):
-    """A learned id embedding with one extra padding row (id ``n_items``)."""
-
-    def __init__(self, n_items: int, dim: int, init_std: float) -> None:
-        super().__init__()
-        self.n_items = n_items
-        self.weight = nn.Embedding(n_items + 1, dim)
-        nn.init.normal_(self.weight.weight, 0.0, init_std)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.weight(ids)
-
-    def table(self) -> torch.Tensor:
-        return self.weight.weight[: self.n_items]  # (n_items, dim), padding row dropped
 
 
 class TextEmbedding(nn.Module):
@@ -77,7 +58,7 @@ class SASRec(nn.Module):
 
     def state(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, L = history.shape
-        real = _real(history, lengths)  # (B, L, 1)
+        real = real_positions(history, lengths)  # (B, L, 1)
         x = self.items(history) + self.pos(torch.arange(L, device=history.device))  # (B, L, d)
         x = self.emb_dropout(x) * real  # zero the pad positions so the pad row never matters
         q = self.ln_1(x)  # pre-LN on the queries only; keys/values see the raw sequence (DROS)
@@ -137,7 +118,7 @@ class Caser(nn.Module):
         self.head = nn.Linear(n_filters * len(heights) + dim, n_items)  # 16*3 + 64 = 112 inputs
 
     def forward(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        real = _real(history, lengths)  # (B, L, 1)
+        real = real_positions(history, lengths)  # (B, L, 1)
         x = (self.items(history) * real).unsqueeze(1)  # (B, 1, L, d), pad rows zeroed
         pooled = []
         for conv in self.horizontal:
@@ -155,8 +136,6 @@ def build_model(name: str, n_items: int, max_len: int = 10, dim: int = 64, dropo
     ``sasrec-conv`` is the authors' SASRec (Conv1d feed-forward with its own post-LN residual; see
     :mod:`stages.seqrec.released`); ``sasrec-released`` is the same network holding imported weights."""
     if name in ("sasrec-conv", "sasrec-released"):
-        from stages.seqrec.released import ReleasedSASRec  # it builds on this module's parts
-
         return ReleasedSASRec(n_items, max_len, dim, dropout)
     if name == "morec":
         if text is None or text.shape[0] != n_items:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.errors import DataError
-from stages.seqrec.models import IdEmbedding, _real
+from stages.seqrec.layers import IdEmbedding, real_positions
 
 # checkpoint tensor name -> our parameter name (everything else keeps its name)
 RENAME = {"item_embeddings.weight": "items.weight.weight", "s_fc.weight": "head.weight",
@@ -83,7 +83,7 @@ class ReleasedSASRec(nn.Module):
     def state(self, history: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, d): the sequence's state at its last real item."""
         B, L = history.shape
-        real = _real(history, lengths)  # (B, L, 1)
+        real = real_positions(history, lengths)  # (B, L, 1)
         x = self.items(history) + self.positional_embeddings(torch.arange(L, device=history.device))
         x = self.emb_dropout(x) * real
         q = self.ln_1(x)  # pre-LN on the queries; keys/values read the raw sequence

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artifacts import ArtifactStore, artifact_id
-from artifacts.store import ArtifactError
+from artifacts.errors import ArtifactError
 
 REPO = Path(__file__).resolve().parents[2]
 

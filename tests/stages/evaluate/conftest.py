@@ -7,7 +7,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from stages.evaluate.rows import EvalRow
+from stages.llm.rows import EvalRow
 
 CORPUS = (
     "The user watched these movies . Choose the next movie from these candidates . Answer : "

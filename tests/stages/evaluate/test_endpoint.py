@@ -19,7 +19,7 @@ from stages.evaluate.endpoint import (
     endpoint_prompt,
     evaluate_endpoint,
 )
-from stages.evaluate.generation import score_outputs
+from stages.llm.generation import score_outputs
 
 
 def test_urls_and_placeholder_stripping() -> None:

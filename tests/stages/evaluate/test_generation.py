@@ -6,15 +6,15 @@ import numpy as np
 import torch
 from transformers import StoppingCriteriaList
 
-from stages.evaluate.generation import (
+from stages.llm.generation import (
     GenerationConfigEval,
     _NewlineStop,
     evaluate_generation,
     generate_answers,
     score_outputs,
 )
-from stages.evaluate.matching import first_line
-from stages.evaluate.rows import encode_left_padded, generation_metrics
+from stages.llm.matching import first_line
+from stages.llm.rows import encode_left_padded, generation_metrics
 
 
 def greedy_reference(model, tokenizer, prompt: str, max_new: int) -> str:

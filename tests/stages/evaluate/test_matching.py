@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.evaluate.matching import match_output, match_rows
+from stages.llm.matching import match_output, match_rows
 
 IDS = [10, 11, 12, 13]
 

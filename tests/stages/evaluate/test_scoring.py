@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from stages.evaluate.rows import identity_embed_fn
-from stages.evaluate.scoring import ScoringConfig, candidate_answer_ids, evaluate_scoring, score_candidates
 from stages.llm.data import pad_batch
+from stages.llm.rows import identity_embed_fn
+from stages.llm.scoring import ScoringConfig, candidate_answer_ids, evaluate_scoring, score_candidates
 from stages.llm.templates import encode
 
 
@@ -93,8 +93,8 @@ def test_masked_scorer_equals_the_cache_copy_scorer(model, tokenizer, rows_facto
 
 
 def test_masked_groups_stay_within_the_token_bound(tokenizer, rows_factory) -> None:
-    from stages.evaluate.rows import prompt_token_ids
-    from stages.evaluate.scoring import masked_groups
+    from stages.llm.rows import prompt_token_ids
+    from stages.llm.scoring import masked_groups
 
     rows = rows_factory(7)
     prompts = [len(p) for p in prompt_token_ids(tokenizer, rows, True)]
@@ -217,7 +217,7 @@ def copy_model(model):
 
 
 def test_progress_keeps_the_batches_and_counts_rows() -> None:
-    from stages.evaluate.rows import with_progress
+    from stages.llm.rows import with_progress
     from stages.progress import reporting_to
 
     class Seen:

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from stages.evaluate.evaluate import EvaluateConfig, scoring_config
-from stages.evaluate.rows import EvalRow, batches_by_length
-from stages.evaluate.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
 from stages.evaluate.shard import work_units
+from stages.llm.rows import EvalRow, batches_by_length
+from stages.llm.scoring import candidate_answer_ids, masked_groups, prompt_token_ids
 from tests.stages.evaluate.conftest import make_rows
 
 

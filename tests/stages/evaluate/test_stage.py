@@ -13,10 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stages.evaluate.evaluate import EvaluateConfig, load_rows, run
-from stages.evaluate.scoring import candidate_answer_ids
+from stages.evaluate.evaluate import EvaluateConfig, run
 from stages.item_embeddings import save_item_embeddings
 from stages.llm import prompts
+from stages.llm.prompts import load_rows
+from stages.llm.scoring import candidate_answer_ids
 from stages.llm.templates import draw_template
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from stages.evaluate.matching import MatchResult, MatchRule, first_line, match_rows
-from stages.evaluate.rows import (
+from stages.llm.matching import MatchResult, MatchRule, first_line, match_rows
+from stages.llm.rows import (
     EmbedFn,
     EvalRow,
     batches_by_length,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_store import StoreOption
+from flows.cli.store import StoreOption
 
 
 class EvalMode(StrEnum):

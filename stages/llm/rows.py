@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 import torch
 
-from stages.metrics import Estimate, bootstrap, hit_at_k, ndcg_at_k, rank_of_target, ranking_report
+from stages.metrics import Estimate, bootstrap, rank_of_target, ranking_report
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,21 @@ def identity_embed_fn(model: torch.nn.Module) -> EmbedFn:
 
     def embed(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
         return table(input_ids)
+
+    return embed
+
+
+def hybrid_embed_fn(llara_model) -> EmbedFn:
+    """Hybrid prompt embeddings through ``stages.llm.model.LlaraModel.inputs_embeds``.
+
+    Placeholders are matched to items in row-major order, which left padding does not change.
+    """
+
+    def embed(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
+        device = input_ids.device
+        history = torch.tensor([h for r in rows for h in r.history_ids], dtype=torch.long, device=device)
+        cands = torch.tensor([c for r in rows for c in r.candidate_ids], dtype=torch.long, device=device)
+        return llara_model.inputs_embeds(input_ids, history, cands, True)
 
     return embed
 
@@ -124,10 +138,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def estimates_dict(estimates: dict[str, Estimate]) -> dict[str, dict[str, float | int]]:
-    return {name: e.as_dict() for name, e in estimates.items()}
-
-
 def generation_metrics(valid: np.ndarray, correct: np.ndarray, seed: int = 0) -> dict[str, Estimate]:
     """ValidRatio, HitRatio@1 = correct / total (the published definition) and correct / valid.
 
@@ -152,79 +162,3 @@ def scoring_metrics(scores: np.ndarray, target_index: np.ndarray, seed: int = 0)
     report = {"valid_ratio": bootstrap(np.ones(len(rank)), seed)}
     report.update(ranking_report(rank, seed))
     return report
-
-
-RESULT_COLUMNS = pa.schema(
-    [
-        ("dataset", pa.string()),
-        ("row", pa.string()),
-        ("mode", pa.string()),
-        ("metric", pa.string()),
-        ("mean", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-        ("n", pa.int64()),
-        ("seed", pa.int64()),
-        ("backbone", pa.string()),
-        ("split", pa.string()),
-    ]
-)
-"""The long-form result columns (``stages.evaluate.aggregate`` documents them)."""
-
-
-def result_table(
-    metrics: dict[str, Estimate],
-    *,
-    dataset: str,
-    row: str,
-    mode: str,
-    split: str,
-    backbone: str,
-    seed: int = 0,
-) -> pa.Table:
-    """Long-form result rows of one evaluation, one per metric; pyarrow only, so it runs without polars."""
-    labels = {
-        "dataset": dataset,
-        "row": row,
-        "mode": mode,
-        "split": split,
-        "backbone": backbone,
-        "seed": seed,
-    }
-    records = [
-        {
-            **labels,
-            "metric": name,
-            "mean": float(e.mean),
-            "ci_low": float(e.low),
-            "ci_high": float(e.high),
-            "n": int(e.n),
-        }
-        for name, e in metrics.items()
-    ]
-    return pa.Table.from_pylist(records, schema=RESULT_COLUMNS)
-
-
-def template_mean_metrics(predictions: pa.Table, mode: str, seed: int = 0) -> dict[str, Estimate]:
-    """Metrics averaged over templates: each user's outcomes are averaged over its rows (one per
-    template), then bootstrapped over users. ``predictions``: the evaluate stage's table."""
-    users = np.asarray(predictions.column("user_id").to_numpy())
-    if mode == "scoring":
-        rank = np.asarray(predictions.column("rank").to_numpy(), dtype=np.int64)
-        outcomes = {
-            "valid_ratio": np.ones(len(rank)),
-            "hr@1": hit_at_k(rank, 1),
-            "hr@5": hit_at_k(rank, 5),
-            "ndcg@5": ndcg_at_k(rank, 5),
-        }
-    else:
-        outcomes = {
-            "valid_ratio": np.asarray(predictions.column("valid").to_pylist(), dtype=np.float64),
-            "hr@1": np.asarray(predictions.column("correct").to_pylist(), dtype=np.float64),
-        }
-    order, inverse = np.unique(users, return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(order))
-    return {
-        name: bootstrap(np.bincount(inverse, weights=values, minlength=len(order)) / counts, seed)
-        for name, values in outcomes.items()
-    }

@@ -1,4 +1,4 @@
-"""``llara serve``: kept apart from flows/cli.py so that the command table stays readable."""
+"""``llara serve``: the command's options; what it starts and stops is ``flows.serve``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_store import StoreOption
+from flows.cli.store import StoreOption
 from flows.serve import AUTH_ENV
 
 

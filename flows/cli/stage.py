@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactStore
-from flows.cli_settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
-from flows.cli_store import StoreOption
+from flows.cli.settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
+from flows.cli.store import StoreOption
 from stages.registry import STAGES
 
 StageName = StrEnum("StageName", [(s.name.replace("-", "_"), s.name) for s in STAGES])

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactStore
-from flows.cli_settings import RefreshOption
-from flows.cli_store import StoreOption
+from flows.cli.settings import RefreshOption
+from flows.cli.store import StoreOption
 
 
 class SRModel(StrEnum):

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from stages.evaluate.rows import (
+from stages.llm.assembly import shared_encoder
+from stages.llm.rows import (
     EmbedFn,
     EvalRow,
     batches_by_length,
@@ -52,7 +53,6 @@ from stages.evaluate.rows import (
     scoring_metrics,
     with_progress,
 )
-from stages.llm.assembly import shared_encoder
 from stages.metrics import Estimate, rank_of_target
 
 
