@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -15,10 +16,11 @@ from stages.item_embeddings import FILE, load_item_embeddings, tensor_sha256
 from stages.seqrec import embeddings, pretrain, text_embeddings
 from stages.seqrec.embeddings import EmbeddingsConfig
 from tests.needs import package
+from tests.stages._tensorboard import scalars
 
 FAST = {"epochs": 2, "batch_size": 32, "progress": False, "threads": 1}
 PRETRAIN_FILES = {"model.safetensors", "config.json", "metrics.json", "scores_val.parquet",
-                  "scores_test.parquet", "train_log.parquet"}
+                  "scores_test.parquet", "train_log.parquet", "tensorboard"}
 
 
 def run_pretrain(prepared: Path, out: Path, **kw) -> Path:
@@ -42,6 +44,9 @@ def test_pretrain_writes_contract(prepared: Path, tmp_path: Path) -> None:
     assert len(scores.column("scores")[0]) == 20
     log = pq.read_table(out / "train_log.parquet").to_pydict()
     assert log["epoch"] == [0, 1] and all(x > 0 for x in log["loss"])
+    curves = scalars(out / "tensorboard" / "pretrain-gru4rec-ce-seed0")  # the same values, per epoch
+    for tag, column in (("train/loss", "loss"), ("val/hr@1", "val_hr@1"), ("val/ndcg@5", "val_ndcg@5")):
+        assert curves[tag] == [(e, np.float32(v)) for e, v in zip(log["epoch"], log[column], strict=True)]
 
 
 def test_export_hash_stable_and_round_trips(prepared: Path, tmp_path: Path) -> None:
