@@ -29,7 +29,14 @@ from flows.cli_resources import (
     resources_of,
 )
 from flows.cli_serve import serve_command
-from flows.cli_settings import BackboneOption, ProfileOption, RefreshOption, SetOption, checked_settings
+from flows.cli_settings import (
+    BackboneOption,
+    MaxStepsOption,
+    ProfileOption,
+    RefreshOption,
+    SetOption,
+    checked_settings,
+)
 from flows.cli_stage import STAGE_HELP, stage_command
 from flows.cli_store import StoreOption, store_app
 from flows.run_errors import drop_user_error_tracebacks
@@ -163,6 +170,7 @@ def run(
         ),
     ] = 1,
     nproc_per_node: NprocOption = 1,
+    max_steps: MaxStepsOption = None,
 ) -> None:
     """Run the full pipeline locally (no server needed) and print where the report is.
 
@@ -199,6 +207,7 @@ def run(
         store=str(store) if store else None,
         max_parallel=max_parallel,
         nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
+        max_steps=max_steps,
     )
     # Without a Prefect server (no API URL) a run of cache hits would start a temporary one just
     # to record nothing new; with a server it runs as a flow, so the UI shows it.
@@ -227,6 +236,7 @@ def finetune(
         str, typer.Option(help="curriculum | direct | text | two-stage | llara-official.")
     ] = "curriculum",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    max_steps: MaxStepsOption = None,
     settings: SetOption = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
@@ -253,7 +263,8 @@ def finetune(
     dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
     domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
-    config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
+    plan = pipeline_profile(profile, domain, backbone, max_steps)
+    config = replace(plan.finetune, schedule=schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
     resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port, hostfile)
     trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)

@@ -48,6 +48,7 @@ def reproduce_flow(
     store: str | None = None,
     max_parallel: int = 1,
     nproc_per_node: int | None = None,
+    max_steps: int | None = None,
 ) -> dict:
     """Run the full pipeline; returns the ids of every artifact and the report's path.
 
@@ -56,8 +57,9 @@ def reproduce_flow(
             recbole:DIR, hetrec-lastfm:DIR, steam:FILE or llara-release:DIR.
         allow_pickle: Unpickle llara-release files. Unpickling runs code, so a run started from the
             UI honours this only when the server was started with `llara serve --allow-pickle`.
-        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 10 min) or
-            paper (the public hyperparameters, for a GPU).
+        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 10 min),
+            paper (the public hyperparameters, for a GPU) or long (the paper's recipe on a CPU for
+            a step budget, hours).
         backbone: LLM instead of the profile's: smollm2-135m, tiny-random or hf:DIR. Empty: the
             profile's.
         sr_baselines: Recommenders reported as baseline rows. Empty: all four.
@@ -75,6 +77,8 @@ def reproduce_flow(
             run at once, each on its share of the GPUs or CPU cores. The artifacts are those of 1.
         nproc_per_node: Processes per fine-tuning (torchrun; grad_accum is per process, so the
             effective batch grows with it). Empty: the profile's.
+        max_steps: Optimizer steps T of every fine-tune: the curriculum and the learning-rate
+            schedule end there (the long profile's budget). Empty: the profile's.
     """
     log = stage_logger()
     if max_parallel < 1:
@@ -97,7 +101,7 @@ def reproduce_flow(
         refresh="prepare" in forced,
     )
     dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
-    plan = pipeline_profile(profile, dataset["domain"], backbone)
+    plan = pipeline_profile(profile, dataset["domain"], backbone, max_steps)
     log.info(
         "dataset %s (%s, %d items); profile %s; backbone %s",
         dataset["name"],
