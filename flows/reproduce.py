@@ -156,6 +156,11 @@ def reproduce_flow(
             results[f"zero-shot {mode}"] = _call(
                 evaluate_task, prompts_id, config, store_root=store, refresh=evaluate_refresh
             )
+        if plan.zero_shot_val:
+            config = replace(plan.evaluate, mode="scoring", row="zero-shot", split="val")
+            results["zero-shot scoring val"] = _call(
+                evaluate_task, prompts_id, config, store_root=store, refresh=evaluate_refresh
+            )
 
     # The first schedule makes the LLaRA(SR) row of every recommender; the others are ablations
     # (and ``text`` the TALLRec row) on the first recommender only, as in the paper.

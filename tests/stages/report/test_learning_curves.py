@@ -92,7 +92,7 @@ def test_two_equal_points_show_markers_in_a_range_that_holds_the_references(tmp_
             assert low == 0.0 and high >= 0.41 * 1.1  # every reference line and point, with a margin
             levels = {round(float(line.get_ydata()[0]), 4) for line in ax.get_lines()}
             assert {0.41, 0.057} <= levels
-        assert list(by_tokens.get_lines()[0].get_xdata()) == [460, 1100]
+        assert list(by_tokens.get_lines()[0].get_xdata()) == [460, 1080]
     finally:
         plt.close(fig)
 
