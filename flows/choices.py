@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Profile = Literal["smoke", "quick", "paper"]
+Profile = Literal["smoke", "quick", "paper", "long"]
 Schedule = Literal["curriculum", "direct", "text", "two-stage", "llara-official"]
 Recommender = Literal["sasrec", "gru4rec", "caser", "morec", "sasrec-conv"]
 StageName = Literal[  # stages.registry.NAMES

@@ -3,6 +3,8 @@
 - ``smoke``: a tiny random LLM and a few steps; the whole DAG in about a minute (tests, CI).
 - ``quick``: SmolLM2-135M on CPU, sized so ``make run`` stays within 12 minutes on 2 cores.
 - ``paper``: the public hyperparameters, for a GPU (SPEC §4).
+- ``long``: the paper's recipe on a CPU for a step budget T (``--set max_steps=T``), hours of
+  training with validation on every val row (docs/long-runs.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from stages.llm.profiles import profile as finetune_profile
 from stages.seqrec.chosen import CHOSEN
 from stages.seqrec.config import PretrainConfig
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "paper", "long")
 
 # Stage-1 training for the paper profile per dataset domain: the settings chosen on validation,
 # the same table ``llara pretrain`` uses (stages/seqrec/chosen.py). Other domains use the defaults.
@@ -26,7 +28,7 @@ PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = CHOSEN
 @dataclass(frozen=True)
 class PipelineProfile:
     name: str
-    """smoke, quick or paper."""
+    """smoke, quick, paper or long."""
     pretrain: PretrainConfig
     """Recommender training (model and seed are filled in per row)."""
     prompts: PromptsConfig
@@ -41,6 +43,9 @@ class PipelineProfile:
     """One recommender's own ``PretrainConfig`` values over ``pretrain`` (model -> field -> value)."""
     resources: Resources = field(default_factory=Resources)
     """Where fine-tuning runs (processes per node...); CLI options and flow parameters override it."""
+    zero_shot_val: bool = False
+    """Also score the backbone zero-shot on the validation rows: the level a fine-tune's validation
+    curve has to leave (the report's learning-curve figure draws it)."""
 
     def pretrain_for(self, model: str, seed: int, **overrides: object) -> PretrainConfig:
         """The recommender config of one (model, seed) row."""
@@ -48,11 +53,14 @@ class PipelineProfile:
         return replace(self.pretrain, model=model, seed=seed, **{**own, **overrides})
 
 
-def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> PipelineProfile:
-    """The profile's stage configs for a dataset domain; ``backbone`` overrides the profile's LLM."""
+def pipeline_profile(
+    name: str, domain: str, backbone: str | None = None, max_steps: int | None = None
+) -> PipelineProfile:
+    """The profile's stage configs for a dataset domain; ``backbone`` overrides the profile's LLM and
+    ``max_steps`` its fine-tuning budget T (the ``long`` profile spaces its validations over T)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    finetune = finetune_profile(name, domain)
+    finetune = finetune_profile(name, domain, **({"max_steps": max_steps} if max_steps else {}))
     if backbone:
         finetune = replace(finetune, backbone=backbone)
     if name == "smoke":
@@ -76,6 +84,17 @@ def pipeline_profile(name: str, domain: str, backbone: str | None = None) -> Pip
             ("scoring",),
         )
     pretrain, settings = PAPER_PRETRAIN.get(domain, (PretrainConfig(), {}))
+    if name == "long":  # the paper's stage 1; the LLM stages on the CPU
+        return PipelineProfile(
+            name,
+            pretrain,
+            PromptsConfig(backbone=finetune.backbone),
+            finetune,
+            EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),
+            ("scoring", "generation"),
+            settings,
+            zero_shot_val=True,
+        )
     return PipelineProfile(
         name,
         pretrain,

@@ -49,6 +49,7 @@ def reproduce_flow(
     max_parallel: int = 1,
     nproc_per_node: int | None = None,
     precision: Literal["auto", "bf16", "fp32"] = "auto",
+    max_steps: int | None = None,
 ) -> dict:
     """Run the full pipeline; returns the ids of every artifact and the report's path.
 
@@ -57,8 +58,9 @@ def reproduce_flow(
             recbole:DIR, hetrec-lastfm:DIR, steam:FILE or llara-release:DIR.
         allow_pickle: Unpickle llara-release files. Unpickling runs code, so a run started from the
             UI honours this only when the server was started with `llara serve --allow-pickle`.
-        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 10 min) or
-            paper (the public hyperparameters, for a GPU).
+        profile: smoke (tiny LLM, about a minute), quick (SmolLM2-135M on CPU, about 10 min),
+            paper (the public hyperparameters, for a GPU) or long (the paper's recipe on a CPU for
+            a step budget, hours).
         backbone: LLM instead of the profile's: smollm2-135m, tiny-random or hf:DIR. Empty: the
             profile's.
         sr_baselines: Recommenders reported as baseline rows. Empty: all four.
@@ -78,6 +80,8 @@ def reproduce_flow(
             effective batch grows with it). Empty: the profile's.
         precision: The LLM stages' precision (fine-tuning, validation, evaluation, zero-shot):
             auto is bf16 mixed precision on a GPU or a CPU with bf16 matrix units, else fp32.
+        max_steps: Optimizer steps T of every fine-tune: the curriculum and the learning-rate
+            schedule end there (the long profile's budget). Empty: the profile's.
     """
     log = stage_logger()
     if max_parallel < 1:
@@ -100,7 +104,7 @@ def reproduce_flow(
         refresh="prepare" in forced,
     )
     dataset = read_json(artifact_store.get(data_id).path / "dataset.json", ("name", "domain", "n_items"))
-    plan = pipeline_profile(profile, dataset["domain"], backbone)
+    plan = pipeline_profile(profile, dataset["domain"], backbone, max_steps)
     plan = replace(
         plan,
         finetune=replace(plan.finetune, precision=precision),
@@ -158,6 +162,11 @@ def reproduce_flow(
         for mode in plan.eval_modes:
             config = replace(plan.evaluate, mode=mode, row="zero-shot")
             results[f"zero-shot {mode}"] = _call(
+                evaluate_task, prompts_id, config, store_root=store, refresh=evaluate_refresh
+            )
+        if plan.zero_shot_val:
+            config = replace(plan.evaluate, mode="scoring", row="zero-shot", split="val")
+            results["zero-shot scoring val"] = _call(
                 evaluate_task, prompts_id, config, store_root=store, refresh=evaluate_refresh
             )
 

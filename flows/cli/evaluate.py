@@ -34,7 +34,9 @@ def evaluate_command(
     mode: Annotated[
         EvalMode, typer.Option(help="Candidate scoring or greedy generation.")
     ] = EvalMode.scoring,
-    profile: Annotated[str, typer.Option(help="smoke, quick or paper: batch sizes, row limits.")] = "quick",
+    profile: Annotated[
+        str, typer.Option(help="smoke, quick, paper or long: batch sizes, row limits.")
+    ] = "quick",
     store: StoreOption = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute even if cached.")] = False,
     nproc_per_node: Annotated[

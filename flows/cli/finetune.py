@@ -18,7 +18,7 @@ from flows.cli.resources import (
     NprocOption,
     resources_of,
 )
-from flows.cli.settings import ProfileOption, RefreshOption, SetOption, checked_settings
+from flows.cli.settings import MaxStepsOption, ProfileOption, RefreshOption, SetOption, checked_settings
 from flows.cli.store import StoreOption
 
 
@@ -34,6 +34,7 @@ def finetune_command(
         str, typer.Option(help="curriculum | direct | text | two-stage | llara-official.")
     ] = "curriculum",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    max_steps: MaxStepsOption = None,
     settings: SetOption = None,
     store: StoreOption = None,
     refresh: RefreshOption = False,
@@ -60,7 +61,8 @@ def finetune_command(
     dataset = artifact_store.get(prompt_set.manifest["inputs"]["dataset"])
     domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
-    config = replace(pipeline_profile(profile, domain, backbone).finetune, schedule=schedule, seed=seed)
+    plan = pipeline_profile(profile, domain, backbone, max_steps)
+    config = replace(plan.finetune, schedule=schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
     resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port, hostfile)
     trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)

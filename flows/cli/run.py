@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.resources import NprocOption
-from flows.cli.settings import BackboneOption, ProfileOption
+from flows.cli.settings import BackboneOption, MaxStepsOption, ProfileOption
 from flows.cli.store import StoreOption
 from stages.registry import NAMES
 
@@ -59,6 +59,7 @@ def run_command(
         ),
     ] = 1,
     nproc_per_node: NprocOption = 1,
+    max_steps: MaxStepsOption = None,
     precision: Annotated[
         str,
         typer.Option(
@@ -102,6 +103,7 @@ def run_command(
         store=str(store) if store else None,
         max_parallel=max_parallel,
         precision=precision,
+        max_steps=max_steps,
         nproc_per_node=nproc_per_node if nproc_per_node > 1 else None,  # 1: the profile's
     )
     # Without a Prefect server (no API URL) a run of cache hits would start a temporary one just

@@ -18,7 +18,19 @@ SetOption = Annotated[
 ]
 
 ProfileOption = Annotated[
-    str, typer.Option(help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~10 min), paper (GPU).")
+    str,
+    typer.Option(
+        help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~10 min), paper (GPU), "
+        "long (the paper's recipe on CPU for --set max_steps=T steps; docs/long-runs.md)."
+    ),
+]
+MaxStepsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Fine-tuning budget T in optimizer steps: the curriculum and the learning-rate schedule end "
+        "there, and the long profile spaces its validations over it [default: the profile's].",
+    ),
 ]
 BackboneOption = Annotated[
     str | None, typer.Option(help="LLM: smollm2-135m, tiny-random or hf:DIR [default: the profile's].")

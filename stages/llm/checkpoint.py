@@ -4,6 +4,8 @@ DeepSpeed saves the LoRA weights, their optimizer and scheduler; the client stat
 position, the log so far, the projector and its Adam, and the validation selection; each rank's
 RNG states go into a file of their own. The newest ``KEEP_CHECKPOINTS`` are kept, and the best
 validation state's file (``stages.llm.selection.BestState``) until a checkpoint names a newer one.
+Every resume appends its step to ``resumed_at`` (kept in later checkpoints and in ``summary.json``),
+so an artifact says where its run was interrupted.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Checkpointing:
             "projector": self.model.projector.state_dict(),
             "projector_optimizer": self.projector_optimizer.state_dict(),
             "selection": self.selection.state() if self.selection else None,
+            "resumed_at": self.resumed_at,
         }
         self.engine.save_checkpoint(
             str(self.checkpoint_dir), tag=tag, client_state=client, exclude_frozen_parameters=True
@@ -60,6 +63,7 @@ class Checkpointing:
             return
         self.epoch, self.step_in_epoch = client["epoch"], client["step_in_epoch"]
         self.global_step, self.log = client["global_step"], client["log"]
+        self.resumed_at = [*client.get("resumed_at", []), self.global_step]
         self.model.projector.load_state_dict(client["projector"])
         self.projector_optimizer.load_state_dict(client["projector_optimizer"])
         if client.get("selection") is not None:

@@ -71,6 +71,7 @@ class FinetuneRecipe(Checkpointing):
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.selection: Selection | None = None
         self.best: BestState | None = None
+        self.resumed_at: list[int] = []  # the step of every resume from a checkpoint
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -320,11 +321,13 @@ class FinetuneRecipe(Checkpointing):
     def validate(self) -> float:
         """Score validation now; keep the trainable state when it is the best so far."""
         assert self.selection is not None
+        start = time.perf_counter()
         self.engine.eval()
         with autocast(self.device, self.precision):
             value = self.validator.value(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
         self.engine.train()
-        improved = self.selection.record(self.global_step, self.epoch, value)
+        seconds = time.perf_counter() - start
+        improved = self.selection.record(self.global_step, self.epoch, value, seconds)
         if improved:
             state, rows = self.trainable_state()
             self.best = BestState(self.global_step, state, rows)
@@ -379,6 +382,7 @@ class FinetuneRecipe(Checkpointing):
             "hybrid_fraction": float(np.mean([r["hybrid"] for r in self.log])) if self.log else None,
             "val_hybrid": self.curriculum.eval_hybrid,
             "selection": self.selection.summary(self.global_step) if self.selection else None,
+            "resumed_at": self.resumed_at,
             "trained_on": {
                 "n_items": len(self.data.titles),
                 "vocab_size": self.data.info.get("vocab_size"),

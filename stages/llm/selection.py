@@ -26,7 +26,8 @@ class Selection:
     metric: str
     """One of ``METRICS``; ``val_loss`` is minimised, the hit ratios maximised."""
     history: list[dict] = field(default_factory=list)
-    """``{"step", "epoch", "value"}`` per validation, in order; ``step`` counts optimizer steps done."""
+    """``{"step", "epoch", "value"[, "seconds"]}`` per validation, in order; ``step`` counts optimizer
+    steps done, ``seconds`` the validation's wall time."""
     best_step: int | None = None
     best_value: float | None = None
 
@@ -42,9 +43,12 @@ class Selection:
             return True
         return value < self.best_value if self.metric == "val_loss" else value > self.best_value
 
-    def record(self, step: int, epoch: int, value: float) -> bool:
-        """Add a validation point; True when it is the new best."""
-        self.history.append({"step": step, "epoch": epoch, "value": float(value)})
+    def record(self, step: int, epoch: int, value: float, seconds: float | None = None) -> bool:
+        """Add a validation point (``seconds``: how long it took, if known); True when it is the new best."""
+        point = {"step": step, "epoch": epoch, "value": float(value)}
+        if seconds is not None:
+            point["seconds"] = round(float(seconds), 3)
+        self.history.append(point)
         if self.better(value):
             self.best_step, self.best_value = step, float(value)
             return True

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg backend): HR@1 with CIs vs published values, loss, hybrid fraction.
+"""Report figures (matplotlib, Agg backend): HR@1 with CIs vs published values, loss, hybrid fraction,
+and the fine-tunes' learning curves on validation.
 
 Every figure's title names the dataset(s), split(s), rows, seeds and backbone(s) it shows.
 """
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from stages.report.learning import Curve, Reference  # noqa: E402
 from stages.report.published import SOURCE_LABELS, SOURCES  # noqa: E402
 
 SOURCE_MARKERS = {"paper_table2": "D", "repo_readme_2024_07": "s", "reproduction_report": "^"}
@@ -115,6 +117,69 @@ def plot_training(
     if logs:
         ax.legend(fontsize=7)
     fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_figure(
+    curves: list[Curve], references: list[Reference], metric: str, info: dict[str, str]
+) -> plt.Figure:
+    """Validation ``metric`` against optimizer steps (left) and training tokens (right).
+
+    ``curves``: one ``Curve`` per fine-tune (a marker on every validated step,
+    a star on the kept one); ``references``: ``Reference`` rows (zero-shot, recommenders) drawn as
+    horizontal lines on both panels. The y range starts at 0 for a hit ratio and always holds every
+    point and reference line with a margin, so two equal points read as a flat line, not an empty plot.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, xkey, xlabel in ((axes[0], "steps", "optimizer step"), (axes[1], "tokens", "training tokens")):
+        for i, curve in enumerate(curves):
+            x = getattr(curve, xkey)
+            if x is None:
+                continue
+            color = colors[i % len(colors)]
+            ax.plot(x, curve.values, marker="o", ms=4, lw=1.2, color=color, label=curve.label)
+            if curve.best_step in curve.steps:
+                k = curve.steps.index(curve.best_step)
+                ax.plot([x[k]], [curve.values[k]], marker="*", ms=13, color=color, ls="none")
+        for j, ref in enumerate(references):
+            style = ("--", ":", "-.")[j % 3]
+            ax.axhline(ref.value, color="0.35", ls=style, lw=1.1, label=f"{ref.label} {ref.value:.3f}")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    values = [v for c in curves for v in c.values] + [r.value for r in references]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    if metric.endswith("hr1"):
+        low, high = 0.0, min(1.0, max(0.1, high * 1.15 + 0.02))
+    else:
+        pad = max(0.05 * abs(high), (high - low) * 0.1, 1e-3)
+        low, high = low - pad, high + pad
+    axes[0].set_ylim(low, high)
+    axes[0].set_ylabel(f"validation {metric}")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(
+        f"validation {metric} (star: kept step) — "
+        + caption(
+            [info.get("dataset")],
+            ["val"],
+            [c.label for c in curves],
+            [info.get("seeds")],
+            [info.get("backbone")],
+            width=130,
+        ),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(
+    curves: list[Curve], references: list[Reference], metric: str, path: Path, info: dict[str, str]
+) -> Path:
+    """``learning_figure`` saved to ``path``."""
+    fig = learning_figure(curves, references, metric, info)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -11,7 +11,8 @@ Inputs: any number of roles (names are free; they label training curves), each a
 
 Outputs: ``results.parquet`` (seed-aggregated rows joined with the published values), ``report.md``,
 ``hr1.png`` (HR@1 with 95 % CIs vs published), ``loss.png`` and ``hybrid.png`` (when train logs are
-given).
+given), ``validation.png`` (the fine-tunes' validation curves against steps and tokens, with the
+zero-shot and recommender rows as lines; ``stages.report.learning``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from stages.errors import DataError
 from stages.evaluate.aggregate import RESULT_SCHEMA, aggregate_seeds
 from stages.inputs import read_json
 from stages.report.config import SR_ROW_NAMES, ReportConfig
-from stages.report.plots import caption, plot_hr1, plot_training
+from stages.report.learning import learning_curves, reference_lines
+from stages.report.plots import caption, plot_hr1, plot_learning_curves, plot_training
 from stages.report.published import (
     SOURCE_LABELS,
     SOURCES,
@@ -34,7 +36,7 @@ from stages.report.published import (
     published_model,
     published_wide,
 )
-from stages.report.selection import RowKey, notes_cells, read_row_notes, validation_curves
+from stages.report.selection import RowKey, notes_cells, read_row_notes
 from stages.report.training import FOOTNOTE, opening, precision_cell, short, trained_cell
 
 NAME = "report"
@@ -271,10 +273,10 @@ def run(config: ReportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         plot_training(logs, out_dir / "loss.png", "loss", "training loss", info, config.smooth)
         plot_training(logs, out_dir / "hybrid.png", "hybrid", "hybrid-prompt fraction", info, config.smooth)
         figures += ["loss.png", "hybrid.png"]
-        curves, metric = validation_curves(summaries)
+        curves, metric = learning_curves(summaries, logs)
         if curves:
-            val_info = {**info, "split": "val"}
-            plot_training(curves, out_dir / "validation.png", "value", f"validation {metric}", val_info)
+            lines = reference_lines(inputs, metric)
+            plot_learning_curves(curves, lines, metric, out_dir / "validation.png", info)
             figures.append("validation.png")
     if table is None:
         table = build_table(pl.DataFrame(schema=RESULT_SCHEMA))

@@ -1,12 +1,10 @@
-"""What the report says about model selection: each LLM row's selected step, its templates, and the
-validation curves of the fine-tunes (``summary.json``'s ``selection.history``)."""
+"""What the report says about model selection: each LLM row's selected step and its templates (the
+validation curves are ``stages.report.learning``'s)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import polars as pl
 
 from stages.errors import DataError
 
@@ -56,18 +54,3 @@ def notes_cells(notes: list[dict]) -> tuple[str, str]:
     selected = (", ".join(steps) + f" ({metric})") if steps else "–"
     templates = sorted({_templates_text(n.get("templates")) for n in notes})
     return selected, ", ".join(templates) if templates else "–"
-
-
-def validation_curves(summaries: dict[str, dict]) -> tuple[dict[str, pl.DataFrame], str]:
-    """Per fine-tune role, its validation history as a (step, value) frame, and the metric's name."""
-    curves, metrics = {}, set()
-    for role, summary in summaries.items():
-        selection = summary.get("selection")
-        if not isinstance(selection, dict) or not selection.get("history"):
-            continue
-        history = selection["history"]
-        curves[f"{role} (best {selection['best_step']})"] = pl.DataFrame(
-            {"step": [h["step"] for h in history], "value": [h["value"] for h in history]}
-        )
-        metrics.add(selection["metric"])
-    return curves, ", ".join(sorted(metrics))

@@ -1,0 +1,64 @@
+"""The ``long`` profile: the paper's recipe for a step budget T, through ``llara finetune --max-steps``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from flows.profiles import PAPER_PRETRAIN, pipeline_profile
+from stages.llm.budget import PilotTiming, read_pilot
+from stages.llm.config import lr_multiplier
+from stages.llm.profiles import LONG_STEPS, LONG_VALIDATIONS, PAPER_LR
+from tests.flows.test_cli_finetune import llara, store_with_inputs  # noqa: F401 - the fixture
+
+
+def test_long_profile_is_the_paper_recipe_over_a_step_budget() -> None:
+    plan = pipeline_profile("long", "artist", max_steps=1500)
+    ft = plan.finetune
+    assert (ft.lr, ft.weight_decay, ft.epochs) == (PAPER_LR["artist"], 1e-5, 5)
+    assert (ft.lora.r, ft.lora.alpha, ft.lora.dropout) == (8, 32, 0.1)
+    assert (ft.schedule, ft.max_steps, ft.micro_batch * ft.grad_accum) == ("curriculum", 1500, 16)
+    assert ft.val_rows is None and ft.eval_every == 1500 // LONG_VALIDATIONS and ft.checkpoint_every > 0
+    assert pipeline_profile("long", "movie").finetune.eval_every == LONG_STEPS // LONG_VALIDATIONS
+    # stage 1 is the SASRec chosen on validation for the domain; zero-shot is also scored on val
+    shared, own = PAPER_PRETRAIN["artist"]
+    sasrec = plan.pretrain_for("sasrec", 0)
+    assert sasrec.epochs == shared.epochs and all(getattr(sasrec, k) == v for k, v in own["sasrec"].items())
+    assert plan.zero_shot_val and not pipeline_profile("quick", "artist").zero_shot_val
+
+
+def test_budget_suggests_the_steps_that_fit_with_the_validations() -> None:
+    pilot = PilotTiming(step_seconds=2.0, validation_seconds=30.0, steps=10)
+    # 2 h = 7200 s, 21 validations of 30 s leave 6570 s: 3285 steps of 2 s
+    assert pilot.steps_for(7200) == 3285 and pilot.steps_for(60) == 0
+
+
+def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
+    store_with_inputs: tuple[Path, str, str],  # noqa: F811
+    backbone_cache: Path,
+) -> None:
+    store, prompts, embeddings = store_with_inputs
+    args = ("finetune", "--prompts", prompts, "--embeddings", embeddings, "--profile", "long",
+            "--max-steps", "6")
+    result = llara(*args, store=store, cache=backbone_cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "manifest.json").read_text())["config"]["config"]
+    assert (config["max_steps"], config["eval_every"], config["val_rows"]) == (6, 1, None)
+    assert summary["total_steps"] == summary["steps"] == 6 and summary["resumed_at"] == []
+    log = pq.read_table(out / "train_log.parquet").to_pydict()
+    # the schedule ends with the run: warmup from lr/100, cosine down to lr/100 at step T
+    lr = config["lr"]
+    assert log["lr"] == pytest.approx([lr * lr_multiplier(s, 6) for s in range(6)])
+    assert log["hybrid"][0] == 0.0  # curriculum p = step / T starts text-only
+    history = summary["selection"]["history"]
+    assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6] and all(h["seconds"] > 0 for h in history)
+    timing = read_pilot(out)
+    assert timing.steps == 6 and timing.step_seconds > 0 and timing.validation_seconds > 0
+    # the same command again: the same artifact, from the cache
+    again = llara(*args, store=store, cache=backbone_cache)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(out)
