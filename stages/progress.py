@@ -43,11 +43,16 @@ _ACTIVE: ContextVar[Progress | None] = ContextVar("llara_progress", default=None
 
 @contextmanager
 def reporting_to(reporter: Reporter | None) -> Iterator[None]:
-    """Send the progress of the stages run in this block (this thread) to ``reporter``."""
-    token = _REPORTER.set(reporter)
+    """Send the progress of the stages run in this block (this thread) to ``reporter``.
+
+    A stage's progress is never nested in an earlier one's: a progress an earlier stage left open
+    (an abandoned generator) would otherwise silence every later stage of the process.
+    """
+    token, active = _REPORTER.set(reporter), _ACTIVE.set(None)
     try:
         yield
     finally:
+        _ACTIVE.reset(active)
         _REPORTER.reset(token)
 
 

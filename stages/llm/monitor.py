@@ -82,8 +82,9 @@ class TrainingMonitor:
             return
         for row in rows:
             self.curves.add(row["step"], train_scalars(row))
-        if rows:
-            self.progress.update(len(rows), step_line(rows[-1], self.total))
+        if rows:  # not a ``step N loss`` line: those are the steps this process trains
+            last = rows[-1]
+            self.progress.update(len(rows), f"restored steps 0-{last['step']} (last loss {last['loss']:.4f})")
         if selection is not None and selection.history:
             for point in selection.history:
                 self.curves.add(point["step"], {f"val/{selection.metric}": point["value"]})

@@ -93,8 +93,8 @@ class Api:
 
     def artifacts(self, task_run_id: str) -> list[dict]:
         """Every artifact of a task run, every version of a keyed one, oldest first."""
-        body = {"artifacts": {"task_run_id": {"any_": [task_run_id]}}, "sort": "CREATED_ASC", "limit": 200}
-        return self.request("POST", "/artifacts/filter", json=body).json()
+        body = {"artifacts": {"task_run_id": {"any_": [task_run_id]}}, "sort": "CREATED_DESC", "limit": 200}
+        return self.request("POST", "/artifacts/filter", json=body).json()[::-1]  # no ascending sort
 
     def logs(self, run_id: str, timeout: float = 120) -> str:
         """Every log line of a finished run. Logs reach the API a little after the final state, so

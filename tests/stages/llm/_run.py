@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,8 +96,8 @@ def _run(
 
 
 def _steps_run(stdout: str) -> list[int]:
-    """The optimizer steps this process trained, from its ``step N loss ...`` lines."""
-    return [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("step ")]
+    """The optimizer steps this process trained, from its ``step N loss ...`` log lines."""
+    return [int(step) for step in re.findall(r"\bstep (\d+) loss ", stdout)]
 
 
 def _latest_checkpoint_step(checkpoints: Path) -> int:

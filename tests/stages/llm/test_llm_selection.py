@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ def test_kill_and_resume_keeps_the_best_so_far(
     # weights came from the checkpoint directory, not from a rerun of those steps.
     assert start in (10, 12) and f"resumed from step-{start:07d} at step {start}" in printed, printed
     assert _steps_run(printed) == list(range(start, 12))
-    validated = [int(line.split()[2]) for line in printed.splitlines() if line.startswith("validation ")]
+    validated = [int(step) for step in re.findall(r"\bvalidation at step (\d+)/", printed)]
     assert validated == list(range(start + 1, 13)) and reference["best_step"] not in validated
     resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["selection"]
     assert resumed["best_step"] == reference["best_step"]
