@@ -69,6 +69,7 @@ def test_lines_every_n_units_the_end_once_and_a_nested_progress_is_silent(caplog
 
 def test_a_child_reports_through_its_parent_once(jobs, tmp_path, caplog) -> None:
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="llara")  # a CLI test before may have left it at --quiet's
     recorder = Recorder()
     with reporting_to(recorder):
         launch(jobs.counts, {}, {}, tmp_path, Resources(cpus=(0,)), logging.getLogger("launcher"))
