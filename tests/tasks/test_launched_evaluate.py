@@ -74,14 +74,17 @@ def test_two_process_evaluation_equals_one_process_exactly(
             store.get(model.manifest["inputs"]["prompts"]),
             store.get(model.manifest["inputs"]["embeddings"]),
         )
-        # A small token budget gives each row a scoring forward of its own (3 forwards, 2 ranks);
-        # generation batches 2 prompts (2 batches).
+        # A small token budget gives each row scoring forwards of its own (3 units, 2 ranks);
+        # generation batches 2 prompts (2 batches). One thread everywhere: a rank's share of the
+        # cores is 1 here, and 2 threads in the one-process run sum some of these small forwards in
+        # another order (scores equal to ~1e-6, not bit for bit).
         config = replace(
             pipeline_profile("smoke", "movie").evaluate,
             mode=mode,
             max_rows=None,
             batch_size=2,
             max_tokens_per_forward=64,
+            threads=1,
         )
         resources = Resources(nproc_per_node=world) if world > 1 else None
         outputs[world] = evaluate(prompt_set, config, store, model, emb, resources=resources)
