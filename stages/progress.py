@@ -38,22 +38,26 @@ class Reporter(Protocol):
 
 
 _REPORTER: ContextVar[Reporter | None] = ContextVar("llara_reporter", default=None)
+_LABEL: ContextVar[str] = ContextVar("llara_label", default="")
 _ACTIVE: ContextVar[Progress | None] = ContextVar("llara_progress", default=None)
 
 
 @contextmanager
-def reporting_to(reporter: Reporter | None) -> Iterator[None]:
-    """Send the progress of the stages run in this block (this thread) to ``reporter``.
+def reporting_to(reporter: Reporter | None, label: str = "") -> Iterator[None]:
+    """Send the progress of the stages run in this block (this thread) to ``reporter``. ``label``
+    (the artifact being computed) starts the lines of its child processes: stages running side by
+    side (``llara run --max-parallel``) share one console.
 
     A stage's progress is never nested in an earlier one's: a progress an earlier stage left open
     (an abandoned generator) would otherwise silence every later stage of the process.
     """
-    token, active = _REPORTER.set(reporter), _ACTIVE.set(None)
+    tokens = _REPORTER.set(reporter), _LABEL.set(label), _ACTIVE.set(None)
     try:
         yield
     finally:
-        _ACTIVE.reset(active)
-        _REPORTER.reset(token)
+        _REPORTER.reset(tokens[0])
+        _LABEL.reset(tokens[1])
+        _ACTIVE.reset(tokens[2])
 
 
 def current_reporter() -> Reporter | None:
@@ -212,8 +216,8 @@ def relay(line: str, logger: logging.Logger | logging.LoggerAdapter, ranks: int 
         return
     if "log" in event:
         level, name, rank, message = event["log"]
-        who = f"[rank {rank}] " if ranks > 1 else ""
-        logging.getLogger(name).log(level, "%s%s", who, message)
+        tags = " ".join(filter(None, [_LABEL.get(), f"rank {rank}" if ranks > 1 else ""]))
+        logging.getLogger(name).log(level, "%s%s", f"[{tags}] " if tags else "", message)
     elif (reporter := _REPORTER.get()) is not None:
         if "progress" in event:
             reporter.progress(*event["progress"])

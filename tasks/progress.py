@@ -121,7 +121,7 @@ def reported(stage: str, artifact_id: str) -> Iterator[None]:
     send_stage_logs_to_prefect()
     reporter = PrefectReporter(stage, artifact_id)
     try:
-        with reporting_to(reporter):
+        with reporting_to(reporter, artifact_id[:8]):
             yield
     finally:
         reporter.close()

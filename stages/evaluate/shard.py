@@ -73,9 +73,10 @@ def run_rank(
     model, tokenizer, embed = stage._load(config, inputs, prompt_mode)
     shares = [work_units(tokenizer, rows, config)[rank::world] for rows in groups]
     total, done = sum(len(units) for units in shares), 0
+    every = max(1, total // 10)
     with (
         stage.compute_context(config),
-        Progress("evaluate", total, "forward", max(1, total // 10), show=rank == 0) as progress,
+        Progress("evaluate", total, "forward", every, config.mode, show=rank == 0) as progress,
     ):
         for g, (rows, units) in enumerate(zip(groups, shares, strict=True)):
             tables = []

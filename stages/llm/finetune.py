@@ -154,7 +154,7 @@ class FinetuneRecipe(Checkpointing):
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
             self.load_checkpoint()
         self.monitor = TrainingMonitor(
-            self.out_dir, cfg, self.total_steps, self.rank, self.world, self.device
+            self.out_dir, cfg, self.total_steps, self.rank, self.world, self.device, self.embeddings_dir
         )
         self.monitor.start(self.log, self.selection)
 

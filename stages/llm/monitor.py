@@ -4,7 +4,7 @@
   ``llara.finetune``, or a bar on a terminal (``stages.progress.Progress``).
 - The progress (steps done of the run's total) and the validation history so far as a table, to
   the installed reporter: the task run's artifacts in the Prefect UI (``tasks.progress``).
-- TensorBoard events in the artifact (``tensorboard/finetune-<schedule>-seed<seed>/``): per step
+- TensorBoard events in the artifact (``tensorboard/finetune-<sr>-<schedule>-seed<seed>/``): per step
   ``train/loss``, ``train/lr``, ``train/hybrid``, ``train/tokens_per_s`` (the values of
   ``train_log.parquet``), and ``val/<metric>`` at each validation. A resumed run writes the steps
   restored from its checkpoint first, so the published events hold the whole run.
@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import torch
 
+from stages.item_embeddings import INFO
 from stages.llm.config import FinetuneConfig
 from stages.llm.selection import Selection
 from stages.progress import Progress, report_table
@@ -38,6 +40,13 @@ def train_scalars(row: dict) -> dict[str, float]:
     }
 
 
+def run_name(config: FinetuneConfig, embeddings_dir: Path) -> str:
+    """``finetune-<recommender>-<schedule>-seed<seed>``: which row of a store's runs this is."""
+    info = Path(embeddings_dir) / INFO
+    sr = json.loads(info.read_text()).get("model", "items") if info.is_file() else "items"
+    return f"finetune-{sr}-{config.schedule}-seed{config.seed}"
+
+
 def step_line(row: dict, total: int) -> str:
     per_s = row["tokens"] / row["seconds"] if row["seconds"] > 0 else 0.0
     return (
@@ -57,6 +66,7 @@ class TrainingMonitor:
         rank: int,
         world: int,
         device: torch.device,
+        embeddings_dir: Path,
     ) -> None:
         self.total = total_steps
         self.progress: Progress | None = None
@@ -74,7 +84,7 @@ class TrainingMonitor:
             every=max(1, total_steps // LINES),
             description=f"finetune {config.schedule} seed={config.seed}",
         )
-        self.curves = Curves(out_dir, f"finetune-{config.schedule}-seed{config.seed}")
+        self.curves = Curves(out_dir, run_name(config, embeddings_dir))
 
     def start(self, rows: list[dict], selection: Selection | None) -> None:
         """Before the first step: the steps and validations a resumed run restored."""

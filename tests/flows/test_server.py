@@ -6,6 +6,7 @@ Runs are triggered exactly as the UI does (POST /api/deployments/{id}/create_flo
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import datetime
@@ -289,7 +290,7 @@ def test_deployment_runs_branches_in_parallel_with_two_process_finetunes(served)
     state = api.wait(run)
     assert state["type"] == "COMPLETED", (state, api.logs(run)[-3000:])
     logs = api.logs(run)
-    assert "[rank 0] step 0 " in logs and "[rank 1] " in logs
+    assert re.search(r"\[\w{8} rank 0\] step 0 ", logs) and re.search(r"\[\w{8} rank 1\] ", logs)
     finetunes = [a for a in ArtifactStore(store) if a.stage == "finetune"]
     assert len(finetunes) == 2 and all(a.manifest["world_size"] == 2 for a in finetunes)
     for finetune in finetunes:  # rank 0 of each torchrun reported to its own task run

@@ -96,11 +96,11 @@ def test_relay_names_the_rank_of_a_multi_rank_line_and_keeps_foreign_lines(caplo
     caplog.set_level(logging.INFO)
     recorder = Recorder()
     line = MARK + '{"log": [20, "llara.finetune", 1, "training on cpu"]}'
-    with reporting_to(recorder):
+    with reporting_to(recorder, label="0a1b2c3d"):  # the artifact being computed, from tasks/
         relay(f"[default1]:{line}", logging.getLogger("launcher"), ranks=2)
         relay("[default0]:" + MARK + '{"progress": ["finetune", 3, 8, "step 2"]}', logging.getLogger("x"), 2)
         relay("[default0]:Traceback (most recent call last):", logging.getLogger("launcher"), ranks=2)
         report_table("finetune", "validation", [])
-    assert _messages(caplog, "llara.finetune") == ["[rank 1] training on cpu"]
+    assert _messages(caplog, "llara.finetune") == ["[0a1b2c3d rank 1] training on cpu"]
     assert _messages(caplog, "launcher") == ["[default0]:Traceback (most recent call last):"]
     assert recorder.events == [("progress", "finetune", 3, 8), ("table", "finetune", "validation", [])]

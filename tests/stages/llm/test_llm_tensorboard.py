@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from tests.stages._tensorboard import scalars
 from tests.stages.llm._run import _kill_at, _train
 
-RUN = Path("tensorboard") / "finetune-curriculum-seed0"
+RUN = Path("tensorboard") / "finetune-random-curriculum-seed0"  # the test embeddings' "model": random
 
 
 def _expected(out: Path) -> dict[str, list[tuple[int, float]]]:
