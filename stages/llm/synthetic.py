@@ -1,17 +1,21 @@
 """A synthetic task only the item embeddings can solve: does the hybrid path carry the answer?
 
-Items come in groups of ``group_size`` whose SR embeddings are noisy copies of one random centre
-(groups are nearly orthogonal in 64 dimensions). A row's history is all but one item of a group, in
-random order, and its target is the remaining one, so the target is the candidate whose embedding is
-closest to the history's: a candidate draw (the frozen val/test one or a train redraw) never holds
-another item of the group, because the others are all in the history. Titles are random word
-strings, unrelated to the groups.
+Titles are random word strings with no relation to anything; only the SR item embeddings say which
+candidate is the target. Two tasks:
 
-Validation and test rows come from groups of their own, never seen in training, with their 19
-negatives drawn from the other held-out groups of the split. So memorising which titles go together
-in training rows (which a text-only model can do) is no help at validation, and no candidate is
-marked out by never having been a training target: on validation a text-only model (``text``,
-TALLRec) is at chance, 1 / 20, and a model that reads the projected embeddings can be far above it.
+- ``marked`` (the check): every target item's embedding carries a marker, a fixed direction of
+  length ``marker``; no other candidate of a validation or test row has it. The model has to find
+  the marked candidate's placeholder and answer with the title written before it.
+- ``nearest``: items come in groups whose embeddings are noisy copies of one centre; a row's history
+  is all of a group but the target, so the target is the candidate closest to the history (no draw
+  of negatives holds another group member). Harder: the model also has to compare embeddings.
+
+Validation and test rows use items of their own, never seen in training (targets, histories and
+negatives alike), so neither which titles were training targets nor which titles went together is
+any help: a text-only model (``text``, TALLRec) is at chance, 1 / ``n_candidates``, and a model that
+reads the projected embeddings can be far above it, but only if each projected embedding sits on
+its own item's placeholder, right after its title. Training rows get their negatives redrawn each
+epoch from all items, as any dataset's; under ``marked`` a few of them may be marked too.
 
 ``python -m stages.llm.synthetic --out DIR`` builds the data, prompts and embeddings, fine-tunes
 the ``direct`` and ``text`` schedules through ``python -m stages.llm`` (the finetune stage, DeepSpeed)
@@ -28,10 +32,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-N_CANDIDATES = 20
 _WORDS = (
     "story love war star night day city man woman world life time dark last first king queen lord "
     "return rise empire legend dream house party beautiful blue red black white green summer winter "
@@ -39,48 +43,118 @@ _WORDS = (
 )
 TITLE_WORDS = tuple(_WORDS.split(" "))
 """Words of the random titles: whole pieces of the tiny test tokenizer, so titles stay short."""
+HISTORY = 3
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and noise of the synthetic dataset."""
+    """The synthetic task and its size."""
 
-    train_groups: int = 400
-    """Groups whose rows are train rows (``group_size`` rows each, one per member as the target)."""
-    eval_groups: int = 12
-    """Groups of the validation split, and as many of the test split (held out from training)."""
-    group_size: int = 4
-    """Items per group: ``group_size - 1`` history items and the target (history of at least 3)."""
+    task: Literal["marked", "nearest"] = "marked"
+    """``marked``: the target's embedding carries a marker; ``nearest``: it is the history's nearest."""
+    train_targets: int = 200
+    """``marked``: distinct training targets (``rows_per_target`` rows each); ``nearest``: training
+    groups (one row per member)."""
+    rows_per_target: int = 5
+    """``marked``: training rows per target, each with its own history."""
+    eval_rows: int = 100
+    """Rows of the validation split, and of the test split."""
+    fillers_per_row: int = 4
+    """``marked``: unmarked items per row of a split (its histories and negatives)."""
+    marker: float = 6.0
+    """``marked``: length of the marker added to a target's embedding (entries are standard normal)."""
     noise: float = 0.1
-    """Standard deviation of an item's offset from its group centre (centres are standard normal)."""
+    """``nearest``: standard deviation of an item's offset from its group centre."""
     dim: int = 64
     """Width of the SR item embeddings."""
-    n_candidates: int = N_CANDIDATES
+    n_candidates: int = 20
     """Candidates per row (the target and ``n_candidates - 1`` negatives); chance is 1 / n_candidates."""
     seed: int = 0
-    """Seed of centres, offsets, titles, orders and the frozen candidates."""
+    """Seed of embeddings, titles, rows and the frozen candidates."""
 
     def __post_init__(self) -> None:
-        if self.group_size < 4:
-            raise ValueError("group_size must be at least 4: histories have at least 3 items")
-        if (self.eval_groups - 1) * self.group_size < self.n_candidates - 1:
-            raise ValueError(
-                f"eval_groups={self.eval_groups}: the other held-out groups must hold "
-                f"{self.n_candidates - 1} negatives"
-            )
+        if self.task not in ("marked", "nearest"):
+            raise ValueError(f"task must be marked or nearest, got {self.task!r}")
+        eval_items = self.eval_rows * (self.fillers_per_row if self.task == "marked" else HISTORY + 1)
+        if eval_items - HISTORY - 1 < self.n_candidates - 1:
+            raise ValueError(f"eval_rows={self.eval_rows}: too few items for {self.n_candidates} candidates")
+        if self.task == "nearest" and self.eval_rows % (HISTORY + 1):
+            raise ValueError(f"nearest: eval_rows must be a multiple of {HISTORY + 1} (whole groups)")
+
+
+Rows = list[tuple[list[int], int, list[int] | None]]
+"""(history, target, candidates or None for a training row) per row."""
 
 
 def _titles(n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` distinct titles of two random words and a digit."""
+    """``n`` distinct titles of two random words and a number."""
     seen: set[str] = set()
     titles: list[str] = []
     while len(titles) < n:
         words = rng.choice(len(TITLE_WORDS), size=2)
-        title = f"{TITLE_WORDS[words[0]]} {TITLE_WORDS[words[1]]} {int(rng.integers(10))}"
+        title = f"{TITLE_WORDS[words[0]]} {TITLE_WORDS[words[1]]} {int(rng.integers(100))}"
         if title not in seen:
             seen.add(title)
             titles.append(title)
     return titles
+
+
+def _candidates(target: int, pool: np.ndarray, history: list[int], n: int, rng) -> list[int]:
+    negatives = rng.choice(np.setdiff1d(pool, [target, *history]), size=n - 1, replace=False)
+    return rng.permutation([target, *map(int, negatives)]).tolist()
+
+
+def _marked(config: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Rows]]:
+    """Embeddings (rows in item-id order) and rows of the ``marked`` task."""
+    sizes = {"train": config.train_targets, "val": config.eval_rows, "test": config.eval_rows}
+    rows_of = {"train": config.rows_per_target, "val": 1, "test": 1}
+    n_items = sum(n * (1 + rows_of[s] * config.fillers_per_row) for s, n in sizes.items())
+    ids = rng.permutation(n_items)  # item ids say nothing about the role of an item
+    table = rng.standard_normal((n_items, config.dim))
+    direction = rng.standard_normal(config.dim)
+    direction /= np.linalg.norm(direction)
+    out: dict[str, Rows] = {}
+    first = 0
+    for split, n in sizes.items():
+        targets = ids[first : first + n]
+        fillers = ids[first + n : first + n * (1 + rows_of[split] * config.fillers_per_row)]
+        first += n * (1 + rows_of[split] * config.fillers_per_row)
+        table[targets] += config.marker * direction
+        out[split] = []
+        for target in targets.tolist():
+            for _ in range(rows_of[split]):
+                history = rng.choice(fillers, size=HISTORY, replace=False).tolist()
+                cands = None
+                if split != "train":
+                    cands = _candidates(target, fillers, history, config.n_candidates, rng)
+                out[split].append((history, target, cands))
+    return table, out
+
+
+def _nearest(config: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Rows]]:
+    """Embeddings (rows in item-id order) and rows of the ``nearest`` task."""
+    size = HISTORY + 1
+    eval_groups = config.eval_rows // size
+    groups_of = {"train": config.train_targets, "val": eval_groups, "test": eval_groups}
+    n_groups = sum(groups_of.values())
+    centres = np.repeat(rng.standard_normal((n_groups, config.dim)), size, axis=0)
+    ids = rng.permutation(n_groups * size)
+    table = np.empty((n_groups * size, config.dim))
+    table[ids] = centres + config.noise * rng.standard_normal(centres.shape)  # ids[g*size:...]: group g
+    out: dict[str, Rows] = {}
+    first = 0
+    for split, count in groups_of.items():
+        mine = ids[first * size : (first + count) * size]
+        first += count
+        out[split] = []
+        for members in mine.reshape(count, size).tolist():
+            for target in members:
+                history = rng.permutation([i for i in members if i != target]).tolist()
+                cands = None
+                if split != "train":  # negatives from the split's other groups
+                    cands = _candidates(target, mine, members, config.n_candidates, rng)
+                out[split].append((history, target, cands))
+    return table, out
 
 
 def write_synthetic(root: Path, config: SyntheticConfig = SyntheticConfig()) -> dict[str, Path]:
@@ -91,40 +165,17 @@ def write_synthetic(root: Path, config: SyntheticConfig = SyntheticConfig()) -> 
     from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared
 
     rng = np.random.default_rng([config.seed, 24])
-    size = config.group_size
-    split_groups = {"train": config.train_groups, "val": config.eval_groups, "test": config.eval_groups}
-    n_groups = sum(split_groups.values())
-    centres = rng.standard_normal((n_groups, config.dim))
-    offsets = config.noise * rng.standard_normal((n_groups * size, config.dim))
-    table = np.repeat(centres, size, axis=0) + offsets
-    order = rng.permutation(n_groups * size)  # item ids carry no group structure either
-    groups = order.reshape(n_groups, size)  # groups[g] = the item ids of group g
-    titles = _titles(n_groups * size, rng)
-    embeddings = np.empty_like(table)
-    embeddings[order] = table  # item order[k] gets row k, so groups[g] are rows g*size .. g*size+size-1
-
+    table, by_split = (_marked if config.task == "marked" else _nearest)(config, rng)
+    titles = _titles(len(table), rng)
     rows: dict[str, list] = {c: [] for c in EXAMPLE_COLUMNS}
-    first = 0
-    for split, count in split_groups.items():
-        mine = groups[first : first + count]
-        first += count
-        for members in mine:
-            others = np.setdiff1d(mine.ravel(), members)
-            for target in members:
-                history = rng.permutation([int(i) for i in members if i != target]).tolist()
-                candidates = None
-                if split != "train":
-                    negatives = rng.choice(others, size=config.n_candidates - 1, replace=False)
-                    candidates = rng.permutation([int(target), *map(int, negatives)]).tolist()
-                user = len(rows["user_id"])
-                for key, value in zip(
-                    EXAMPLE_COLUMNS, (split, user, history, int(target), candidates), strict=True
-                ):
-                    rows[key].append(value)
-    dataset = write_prepared(root / "dataset", titles, rows, name="synthetic-groups", seed=config.seed)
-    save_item_embeddings(
-        torch.from_numpy(embeddings).float(), root / "embeddings", model="synthetic-groups", seed=config.seed
-    )
+    for split, split_rows in by_split.items():
+        for history, target, candidates in split_rows:
+            values = (split, len(rows["user_id"]), history, target, candidates)
+            for key, value in zip(EXAMPLE_COLUMNS, values, strict=True):
+                rows[key].append(value)
+    name = f"synthetic-{config.task}"
+    dataset = write_prepared(root / "dataset", titles, rows, name=name, seed=config.seed)
+    save_item_embeddings(torch.from_numpy(table).float(), root / "embeddings", model=name, seed=config.seed)
     return {"dataset": dataset, "embeddings": root / "embeddings"}
 
 
@@ -137,6 +188,28 @@ def build_inputs(root: Path, backbone: str, config: SyntheticConfig = SyntheticC
     out.mkdir(parents=True, exist_ok=True)
     prompts.run(prompts.PromptsConfig(backbone=backbone), {"dataset": paths["dataset"]}, out)
     return {**paths, "prompts": out}
+
+
+def truncated_backbone(spec: str, layers: int, directory: Path) -> str:
+    """``hf:DIR`` for the first ``layers`` transformer blocks of backbone ``spec`` (its embeddings, final
+    norm and head kept): the weights and tokenizer files are linked, only ``config.json`` is new.
+
+    A pretrained model cut to two blocks keeps what a random one lacks (token embeddings with a large
+    enough scale to move the logits, heads that read the previous tokens) at a tenth of the cost.
+    """
+    from stages.llm.backbone import resolve_backbone_dir
+
+    source = resolve_backbone_dir(spec)
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in source.iterdir():
+        if file.name not in ("config.json", "conversion.json") and not (directory / file.name).exists():
+            (directory / file.name).symlink_to(file.resolve())
+    config = json.loads((source / "config.json").read_text())
+    if layers > int(config["num_hidden_layers"]):
+        raise ValueError(f"{spec} has {config['num_hidden_layers']} layers, not {layers}")
+    config["num_hidden_layers"] = layers
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    return f"hf:{directory}"
 
 
 def finetune_settings(steps: int, backbone: str = "tiny-random", lr: float = 5e-3) -> list[str]:
@@ -186,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = finetune_settings(args.steps, args.backbone, args.lr)
     repo = str(Path(__file__).resolve().parents[2])  # the children import this checkout's stages
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
-    print(f"chance: {1 / N_CANDIDATES:.3f} (validation HR@1 by candidate scoring)", flush=True)
+    chance = 1 / SyntheticConfig().n_candidates
+    print(f"chance: {chance:.3f} (validation HR@1 by candidate scoring)", flush=True)
     for schedule in args.schedule or ["direct", "text"]:
         out = args.out / f"run-{schedule}"
         subprocess.run(finetune_command(inputs, out, schedule, settings), check=True, env=env)
