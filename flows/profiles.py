@@ -3,7 +3,7 @@
 - ``smoke``: a tiny random LLM and a few steps; the whole DAG in about a minute (tests, CI).
 - ``quick``: SmolLM2-135M on CPU, sized so ``make run`` stays within 12 minutes on 2 cores.
 - ``paper``: the public hyperparameters, for a GPU (SPEC §4).
-- ``long``: the paper's recipe on a CPU for a step budget T (``--set max_steps=T``), hours of
+- ``long``: the paper's recipe on a CPU for a step budget T (``--max-steps T``), hours of
   training with validation on every val row (docs/long-runs.md).
 """
 

@@ -21,7 +21,7 @@ ProfileOption = Annotated[
     str,
     typer.Option(
         help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~10 min), paper (GPU), "
-        "long (the paper's recipe on CPU for --set max_steps=T steps; docs/long-runs.md)."
+        "long (the paper's recipe on CPU for --max-steps T steps; docs/long-runs.md)."
     ),
 ]
 MaxStepsOption = Annotated[
