@@ -13,6 +13,7 @@ rows with numpy (no Python object per row or item) before the next one is read.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from stages.errors import DataError
+from stages.files import sha256_file
 from stages.preprocess.config import PrepareConfig
 from stages.preprocess.output import INTER_GROUP_ROWS, INTER_SCHEMA, RowGroupWriter
 from stages.preprocess.protocol import Rows, sequence_rows, split_users
@@ -368,11 +370,19 @@ def example_parts(inter: Interactions, config: PrepareConfig, out_dir: Path) -> 
 
 
 def fingerprint(files: list[Path]) -> dict:
+    """Size and sha256 of each file (``None`` for a missing one): the bytes, not the mtime, so the
+    same data copied afresh to the same path (a re-synced data folder) keeps the artifact id."""
     out = {}
     for p in files:
         try:
             st = p.stat()
-            out[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            out[str(p)] = {"size": st.st_size, "sha256": _sha256_by_stat(str(p), st.st_size, st.st_mtime_ns)}
         except OSError:
             out[str(p)] = None
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_by_stat(path: str, _size: int, _mtime_ns: int) -> str:
+    """Hash once per (path, size, mtime) in a process: ``llara run`` fingerprints a source twice."""
+    return sha256_file(path)

@@ -36,8 +36,8 @@ def source_files(src: Source) -> list[Path]:
 
 
 def source_fingerprint(config: PrepareConfig) -> dict:
-    """Size and mtime of every raw file the source reads (``None`` for a missing one), so that
-    editing the raw data changes the artifact id."""
+    """Size and sha256 of every raw file the source reads (``None`` for a missing one), so that
+    editing the raw data changes the artifact id and copying it unchanged does not."""
     files = source_files(parse_source(config.source))
     if config.train_from:
         files += source_files(parse_source(config.train_from))

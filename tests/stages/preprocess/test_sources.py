@@ -22,6 +22,8 @@ def test_ml100k_dir(tmp_path):
     titles = pl.read_parquet(out / "items.parquet")["title"].to_list()
     assert titles[0] == "Le Café" and titles[1] == "The Movie 2"
     fp = source_fingerprint(PrepareConfig(source=f"ml100k:{d}"))
+    os.utime(d / "u.data", ns=(5, 5))  # the same bytes with a new mtime (a fresh copy): the same id
+    assert source_fingerprint(PrepareConfig(source=f"ml100k:{d}")) == fp
     with open(d / "u.data", "a") as f:
         f.write("1\t2\t3\t880000000\n")
     os.utime(d / "u.data", ns=(1, 1))
