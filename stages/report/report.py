@@ -23,7 +23,6 @@ from pathlib import Path
 import polars as pl
 
 from stages.errors import DataError
-from stages.evaluate.aggregate import RESULT_SCHEMA, aggregate_seeds
 from stages.inputs import read_json
 from stages.report.config import SR_ROW_NAMES, ReportConfig
 from stages.report.learning import learning_curves, reference_lines
@@ -36,6 +35,7 @@ from stages.report.published import (
     published_model,
     published_wide,
 )
+from stages.report.seeds import RESULT_SCHEMA, aggregate_seeds
 from stages.report.selection import RowKey, notes_cells, read_row_notes
 from stages.report.training import FOOTNOTE, opening, precision_cell, short, trained_cell
 

@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt
 import polars as pl
 import pytest
 
-from stages.evaluate.aggregate import result_rows
 from stages.metrics import Estimate
 from stages.report.learning import Reference, learning_curves, reference_lines
 from stages.report.plots import learning_figure
 from stages.report.report import ReportConfig, run
+from stages.report.seeds import result_rows
 
 
 def _finetune(root: Path, name: str, history: list[tuple[int, float]], best: int) -> Path:

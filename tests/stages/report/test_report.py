@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from stages.errors import DataError
-from stages.evaluate.aggregate import aggregate_seeds, result_rows
 from stages.metrics import Estimate
 from stages.report.published import PUBLISHED_CSV, canonical_dataset, load_published, published_model
 from stages.report.report import ReportConfig, run
+from stages.report.seeds import aggregate_seeds, result_rows
 from tests.needs import shared
 
 
