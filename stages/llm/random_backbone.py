@@ -4,8 +4,11 @@ Throughput and memory depend on the shapes, not on the weights, so ``random:llam
 the paper's backbone size on any GPU without downloading weights. Its config is Llama-2-7B's
 (``meta-llama/Llama-2-7b-hf`` ``config.json``: hidden 4096, 32 layers, 32 heads and 32 key/value
 heads, MLP 11008, vocabulary 32000, 4096 positions, RMSNorm eps 1e-5, RoPE theta 10000, untied
-head): 6,738,415,616 parameters. ``random:tiny-llama`` is the same architecture at a tiny width,
-for tests.
+head): 6,738,415,616 parameters. ``random:smollm2-135m`` is SmolLM2-135M's (hidden 576, 30 layers, 9
+heads and 3 key/value heads, MLP 1536, vocabulary 49152, 8192 positions, RoPE theta 100000, tied
+head): 134,515,008 parameters, the converted real model's count; it measures our default backbone
+where its weights (a 98 MB GGUF) have not arrived. ``random:tiny-llama`` is the same architecture at
+a tiny width, for tests.
 
 The tokenizer is Llama-style: a SentencePiece BPE model with byte fallback, ``<unk>``/``<s>``/``</s>``
 at ids 0/1/2 (``<s>`` added in front of every sequence), a "▁" prepended and spaces written as
@@ -55,6 +58,18 @@ SHAPES: dict[str, dict] = {
         num_hidden_layers=32,
         num_attention_heads=32,
         num_key_value_heads=32,
+    ),
+    "smollm2-135m": dict(
+        _LLAMA_2,
+        vocab_size=49152,
+        max_position_embeddings=8192,
+        rope_theta=100000.0,
+        tie_word_embeddings=True,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
     ),
     "tiny-llama": dict(
         _LLAMA_2,

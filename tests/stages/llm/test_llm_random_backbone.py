@@ -1,4 +1,5 @@
-"""``random:<shape>`` backbones: Llama-2-7B's config checked on the meta device, a tiny shape loaded."""
+"""``random:<shape>`` backbones: Llama-2-7B's and SmolLM2's configs checked on the meta device, a tiny
+shape loaded."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def test_llama_2_7b_has_the_published_config_and_parameter_count() -> None:
     assert (config.rms_norm_eps, config.hidden_act, config.tie_word_embeddings) == (1e-5, "silu", False)
     assert sum(p.numel() for p in model.parameters()) == 6_738_415_616  # Llama-2-7B's count
     assert all(p.device.type == "meta" and p.dtype == torch.bfloat16 for p in model.parameters())
+
+
+def test_smollm2_shape_has_smollm2_135m_config_and_parameter_count() -> None:
+    model = init_random_model(resolve_backbone_dir("random:smollm2-135m"), torch.bfloat16, "meta")
+    config = model.config
+    assert (config.hidden_size, config.intermediate_size, config.num_hidden_layers) == (576, 1536, 30)
+    assert (config.num_attention_heads, config.num_key_value_heads, config.vocab_size) == (9, 3, 49152)
+    assert config.tie_word_embeddings
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # the converted SmolLM2-135M's
 
 
 def test_tiny_random_shape_loads_with_a_llama_style_tokenizer() -> None:
