@@ -24,6 +24,12 @@ gradient; N = the backbone's parameters) is set; on a known GPU also the MFU by 
         --micro-batches 4,8 --steps 3
     python benchmarks/bench_finetune.py --backbone random:llama-2-7b --effective-batch 128 \
         --micro-batches 4,8,16 --zero-stages 0,2 --gradient-checkpointing          # GPU
+    python benchmarks/bench_finetune.py --backbone random:smollm2-135m --precision bf16 \
+        --micro-batches 16,32,64 --profile-steps 4                                # GPU, with kernels
+
+``--sides ours`` skips the Trainer baseline (a 7B Trainer run doubles the time); ``--profile-steps N``
+then runs N steps of ours at its fastest micro-batch under ``torch.profiler`` and lists the top
+kernels by self time (GPU time on a GPU).
 
 Without ``--prompts`` a synthetic MovieLens-like dataset (histories of 3-10 items) is built in a temp
 dir. The last line of output is one JSON object with every figure.
@@ -98,6 +104,28 @@ def run_ours(config: FinetuneConfig, prompts_dir: Path, embeddings: Path, out: P
     seconds = sum(r["seconds"] for r in log)
     real, padded = sum(r["tokens"] for r in log), sum(r["padded_tokens"] for r in log)
     return {"tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded, "seconds": seconds}
+
+
+def profile_ours(config: FinetuneConfig, prompts_dir: Path, embeddings: Path, out: Path) -> dict:
+    """Where the training steps spend their time: torch.profiler over the steps (setup excluded),
+    kernels ranked by self time on the GPU (the CPU's ops without one)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    recipe = FinetuneRecipe(config, prompts_dir, embeddings, out)
+    recipe.setup()
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        recipe.train()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    total = sum(getattr(e, key) for e in events)
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    top = [
+        {"name": e.key, "calls": e.count, "self_ms": getattr(e, key) / 1e3, "share": getattr(e, key) / total}
+        for e in events[:15]
+    ]
+    return {"clock": "gpu" if cuda else "cpu", "total_ms": total / 1e3, "steps": len(recipe.log), "top": top}
 
 
 def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict:
@@ -196,6 +224,9 @@ def child(spec: dict) -> None:
         return
     config = FinetuneConfig(**{**spec["config"], "lora": LoraSettings(dropout=spec["lora_dropout"])})
     prompts_dir, out = Path(spec["prompts"]), Path(spec["out"])
+    if spec["side"] == "profile":
+        print(json.dumps(profile_ours(config, prompts_dir, Path(spec["embeddings"]), out)))
+        return
     try:
         if spec["side"] == "ours":
             result = run_ours(config, prompts_dir, Path(spec["embeddings"]), out)
@@ -269,6 +300,13 @@ def main() -> None:
     parser.add_argument(
         "--lora-dropout", type=float, default=0.1, help="LoRA dropout of both sides (the stage's default 0.1)"
     )
+    parser.add_argument("--sides", default="ours,hf_trainer", help="comma-separated: ours, hf_trainer")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        help="then profile this many steps of ours at its fastest micro-batch (torch.profiler, top kernels)",
+    )
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -291,7 +329,7 @@ def main() -> None:
     plan = [
         (p, side, zero)
         for p in precisions
-        for side in ("ours", "hf_trainer")
+        for side in args.sides.split(",")
         for zero in (zero_stages if side == "ours" else [None])
     ]
     for (precision, side, zero), micro in itertools.product(plan, micro_sizes):
@@ -315,6 +353,7 @@ def main() -> None:
         runs.append(
             {"precision": precision, "side": side, "zero_stage": used, "micro_batch": micro, **result}
         )
+        runs[-1]["config"] = {k: v for k, v in config.items() if k != "lora_dropout"}
         print(json.dumps(runs[-1]), flush=True)
     gemm = measure("gemm", {}, prompts_dir, embeddings, work)
     print(f"GEMM 4096^2: bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s, fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s")
@@ -358,6 +397,12 @@ def main() -> None:
         if best.get(key):
             tokens, share = best[key]["tokens_per_s"], best[key]["roofline_4n"]
             print(f"{key}: {tokens:.0f} tok/s, {share:.0%} of the GEMM roofline by 4N")
+    fastest = next((best[f"ours_{p}"] for p in precisions if best.get(f"ours_{p}")), None)
+    if args.profile_steps and fastest:
+        spec = {**fastest["config"], "max_steps": args.profile_steps, "lora_dropout": args.lora_dropout}
+        result["profile"] = measure("profile", spec, prompts_dir, embeddings, work / "profile")
+        for row in result["profile"].get("top", []):
+            print(f"{row['share']:6.1%} {row['self_ms']:10.1f} ms {row['calls']:7d}x  {row['name'][:90]}")
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
