@@ -4,7 +4,9 @@ For a machine that has a GPU but not the rest of the stack (the lent H100/H200 i
 transformers, peft and pyarrow only). Prepare, pretrain and prompts run where the full stack is;
 their artifact directories travel with a plan file; this runs the rows in the plan's order, each in
 its own process with a time limit, and leaves per row ``finetune/`` (summary and train log, plus the
-trained weights with ``--keep-weights``) and ``eval-<mode>/`` (metrics and predictions). Feed those
+trained weights with ``--keep-weights``), ``checkpoints/`` (with ``--keep-weights``: a row stopped by
+the budget resumes from them when the same plan runs again over the same output directory) and
+``eval-<mode>/`` (metrics and predictions). Feed those
 directories to the report stage (``stages.report.run``) to get the table beside the published numbers.
 
     python -m flows.offline_rows PLAN.json OUT_DIR --budget-s 400
@@ -77,7 +79,11 @@ def run_row(job: dict, out: Path, keep_weights: bool) -> dict:
         model_dir = out / "finetune"
         start = time.perf_counter()
         summary = finetune(
-            config, {"prompts": inputs["prompts"], "embeddings": inputs["embeddings"]}, model_dir
+            config,
+            {"prompts": inputs["prompts"], "embeddings": inputs["embeddings"]},
+            model_dir,
+            checkpoint_dir=out / "checkpoints",
+            resume=True,  # a row rerun with its carried checkpoints continues where it stopped
         )
         result["finetune"] = {**summary, "wall_s": time.perf_counter() - start}
         inputs["model"] = model_dir
@@ -91,10 +97,12 @@ def run_row(job: dict, out: Path, keep_weights: bool) -> dict:
         start = time.perf_counter()
         summary = evaluate(config, {k: v for k, v in inputs.items() if v is not None}, out / f"eval-{mode}")
         result["eval"][mode] = {**summary["metrics"], "wall_s": time.perf_counter() - start}
-    if not keep_weights and (out / "finetune").is_dir():
-        for path in (out / "finetune").iterdir():
-            if path.name not in SMALL_FILES:
-                path.unlink() if path.is_file() else shutil.rmtree(path)
+    if not keep_weights:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        if (out / "finetune").is_dir():
+            for path in (out / "finetune").iterdir():
+                if path.name not in SMALL_FILES:
+                    path.unlink() if path.is_file() else shutil.rmtree(path)
     return result
 
 
@@ -133,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="output directory")
     parser.add_argument("--budget-s", type=float, default=3600.0, help="seconds after which no row starts")
     parser.add_argument("--row", action="store_true", help="run the single row given as JSON (child mode)")
-    parser.add_argument("--keep-weights", action="store_true", help="keep the trained LoRA/projector weights")
+    parser.add_argument(
+        "--keep-weights", action="store_true", help="keep the trained LoRA/projector weights and checkpoints"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.row:

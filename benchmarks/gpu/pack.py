@@ -1,14 +1,21 @@
-"""Pack what the lent GPU machine lacks, in two loads that each fit its 64 MiB transfer limit.
+"""Pack what the lent GPU machine lacks into two loads that each fit one call's 64 MiB working tree.
 
-The machine has torch, transformers, peft, accelerate and pyarrow, but no deepspeed, hjson, pydantic,
-gguf, polars or prefect, and no network. The SmolLM2 GGUF (98 MB) is larger than one transfer, so it
-travels in two parts: ``.dev/a`` (wheels, SmolLM2's config, prompts and embedding artifacts, GGUF part
-1) goes with the first call (``check.sh``, which copies it to /tmp there), ``.dev/b`` (GGUF part 2, the
-row plan) with the second (``rows.sh``). ``.dev/`` and ``.whl/`` are git-ignored.
+The machine's image has torch, transformers, peft, accelerate, pyarrow and sentencepiece, but not
+DeepSpeed, pydantic, hjson, gguf, polars or Prefect, and it has no network (``wheels.sh`` fetches the
+wheels it needs). The SmolLM2 GGUF (94 MiB) is larger than one load, so it travels in two parts:
 
-    python benchmarks/gpu/pack.py --wheels .whl --backbone-dir DIR \\
-        --data movielens:movie:PROMPTS_DIR --embeddings movielens:sasrec:0:EMB_DIR ... \\
-        --set max_steps=100 --set micro_batch=32 --set grad_accum=4
+- ``.dev/a`` with the first call (``check.sh``): the wheels, the ``random:`` backbones' cache
+  directories (config and tokenizer, built here, so nothing is trained there), GGUF part 1;
+- ``.dev/b`` with the second (``rows.sh``, on the same warm machine): GGUF part 2 and its sha256,
+  the prompts and item-embedding artifacts, and the row plan for ``flows.offline_rows``.
+
+Part 1 is as large as load a leaves room for, so that load b fits too. ``.dev/`` and ``.whl/`` are
+git-ignored.
+
+    bash benchmarks/gpu/wheels.sh
+    python benchmarks/gpu/pack.py --wheels .whl --data lastfm:artist:PROMPTS_DIR:EMBEDDINGS_DIR \\
+        --schedule curriculum --schedule text --set max_steps=374 --set eval_every=50 \\
+        --set checkpoint_every=50
 """
 
 from __future__ import annotations
@@ -17,48 +24,41 @@ import argparse
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from flows.offline_rows import finetune_row
-from stages.llm.backbone import smollm2_gguf
+from stages.llm.backbone import resolve_backbone_dir, smollm2_gguf
 
-PART1_BYTES = 36 * 2**20
-DATA = "/tmp/llara-data"  # where check.sh puts .dev/a/data on the GPU machine
-
-
-def _copy_artifact(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in src.iterdir():
-        if path.is_file() and (names is None or path.name in names):
-            shutil.copy(path, dst / path.name)
+LOAD_LIMIT = 64 * 2**20
+MARGIN = 2 * 2**20  # manifests, logs and rounding
+DATA = "/tmp/llara-data"  # where rows.sh puts .dev/b/data on the GPU machine
+RANDOM_SHAPES = ("random:smollm2-135m", "random:llama-2-7b")
 
 
-def plan_rows(datasets: dict[str, str], embeddings: dict, settings: dict, seeds: list[int]) -> list[dict]:
-    """Rows in priority order: what the table needs most runs first, in case the budget runs out."""
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
-    def llara(name: str, sr: str, schedule: str, seed: int) -> dict:
-        prompts, emb = f"{DATA}/{name}/prompts", embeddings.get((name, sr, seed))
-        row_name = f"{name}-{schedule}-{sr}-s{seed}"
-        return finetune_row(row_name, prompts, emb, sr, schedule, seed, datasets[name], settings)
 
-    def zero_shot(name: str) -> dict:
-        return {
-            "name": f"{name}-zero-shot",
-            "row": "zero-shot",
-            "prompts": f"{DATA}/{name}/prompts",
-            "embeddings": embeddings.get((name, "sasrec", 0)),
-            "modes": ["scoring", "generation"],
-            "min_s": 30,
-        }
+def repo_bytes() -> int:
+    """What travels with every call besides the carried loads: the tracked and untracked files."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    return sum(Path(n.decode()).stat().st_size for n in names if n and Path(n.decode()).is_file())
 
-    names = list(datasets)
-    plan = [llara(n, "sasrec", "curriculum", 0) for n in names]
-    plan += [zero_shot(n) for n in names]
-    plan += [llara(n, "sasrec", "text", 0) for n in names]
-    plan += [llara(n, sr, "curriculum", 0) for n in names for sr in ("gru4rec", "caser")]
-    plan += [llara(n, "sasrec", "direct", 0) for n in names]
-    plan += [llara(n, "sasrec", "curriculum", s) for n in names for s in seeds if s != 0]
-    return [row for row in plan if row["embeddings"] is not None]  # rows whose embeddings were packed
+
+def plan_rows(datasets: dict[str, tuple[str, str, str]], schedules: list[str], settings: dict) -> list[dict]:
+    """Fine-tuning rows in priority order (every schedule of the first dataset, then the next)."""
+    plan = []
+    for name, (domain, _, _) in datasets.items():
+        for schedule in schedules:
+            row_name = f"{name}-{schedule}-sasrec-s0"
+            prompts, emb = f"{DATA}/{name}/prompts", f"{DATA}/{name}/embeddings"
+            plan.append(finetune_row(row_name, prompts, emb, "sasrec", schedule, 0, domain, settings))
+    return plan
 
 
 def main() -> None:
@@ -66,48 +66,61 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path(".dev"))
-    parser.add_argument("--wheels", type=Path, required=True, help="folder of cp312 wheels to carry")
+    parser.add_argument("--wheels", type=Path, required=True, help="folder of cp312 wheels (wheels.sh)")
     parser.add_argument(
-        "--backbone-dir", type=Path, required=True, help="converted SmolLM2 dir (its config.json travels)"
+        "--data",
+        action="append",
+        required=True,
+        help="NAME:DOMAIN:PROMPTS_DIR:EMBEDDINGS_DIR (a prompts artifact built for smollm2-135m and the "
+        "SASRec item embeddings it goes with)",
     )
-    parser.add_argument("--data", action="append", default=[], help="NAME:DOMAIN:PROMPTS_DIR")
-    parser.add_argument("--embeddings", action="append", default=[], help="NAME:SR:SEED:EMB_DIR")
+    parser.add_argument(
+        "--schedule", action="append", help="rows to fine-tune, in order (default: curriculum, text)"
+    )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=JSON",
-        help="override a FinetuneConfig field of every fine-tuning row (e.g. max_steps=100)",
+        help="override a FinetuneConfig field of every row (on the paper profile), e.g. max_steps=374",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     a, b = args.out / "a", args.out / "b"
     for d in (a, b):
         shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(args.wheels, a / "wheels")
-    shutil.copy(args.backbone_dir / "config.json", a / "smollm2-config.json")
-    gguf = smollm2_gguf().read_bytes()
-    (a / "gguf.part1").write_bytes(gguf[:PART1_BYTES])
-    b.mkdir(parents=True)
-    (b / "gguf.part2").write_bytes(gguf[PART1_BYTES:])
-    (b / "gguf.sha256").write_text(hashlib.sha256(gguf).hexdigest() + "\n")
+    for spec in RANDOM_SHAPES:
+        built = resolve_backbone_dir(spec)
+        shutil.copytree(built, a / "backbones" / built.name)
 
-    datasets: dict[str, str] = {}
+    datasets: dict[str, tuple[str, str, str]] = {}
     for spec in args.data:
-        name, domain, prompts = spec.split(":", 2)
-        datasets[name] = domain
-        _copy_artifact(Path(prompts), a / "data" / name / "prompts")
-    embeddings: dict = {}
-    for spec in args.embeddings:
-        name, sr, seed, emb = spec.split(":", 3)
-        _copy_artifact(Path(emb), a / "data" / name / f"{sr}-s{seed}")
-        embeddings[(name, sr, int(seed))] = f"{DATA}/{name}/{sr}-s{seed}"
+        name, domain, prompts, embeddings = spec.split(":", 3)
+        datasets[name] = (domain, prompts, embeddings)
+        for role, src in (("prompts", prompts), ("embeddings", embeddings)):
+            dst = b / "data" / name / role
+            dst.mkdir(parents=True)
+            for path in Path(src).iterdir():
+                if path.is_file():
+                    shutil.copy(path, dst / path.name)
     settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    plan = plan_rows(datasets, embeddings, settings, args.seeds)
+    plan = plan_rows(datasets, args.schedule or ["curriculum", "text"], settings)
     (b / "plan.json").write_text(json.dumps(plan, indent=2))
+
+    gguf = smollm2_gguf().read_bytes()
+    (b / "gguf.sha256").write_text(hashlib.sha256(gguf).hexdigest() + "\n")
+    fixed = repo_bytes() + MARGIN
+    part1 = LOAD_LIMIT - fixed - tree_bytes(a)
+    part2 = len(gguf) - part1
+    if part1 <= 0 or fixed + tree_bytes(b) + part2 > LOAD_LIMIT:
+        raise SystemExit(
+            f"the loads do not fit two calls of {LOAD_LIMIT >> 20} MiB: repo {fixed >> 20} MiB, "
+            f"a {tree_bytes(a) >> 20} MiB, b {tree_bytes(b) >> 20} MiB, GGUF {len(gguf) >> 20} MiB"
+        )
+    (a / "gguf.part1").write_bytes(gguf[:part1])
+    (b / "gguf.part2").write_bytes(gguf[part1:])
     for d in (a, b):
-        size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
-        print(f"{d}: {size / 2**20:.1f} MiB")
+        print(f"{d}: {tree_bytes(d) / 2**20:.1f} MiB (+ {fixed / 2**20:.1f} MiB repo and margin)")
     print(f"{len(plan)} rows planned: " + ", ".join(r["name"] for r in plan))
 
 

