@@ -68,6 +68,11 @@ class FinetuneConfig:
     """Adam (L2) weight decay of the projector; LoRA weights get none."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA rank, alpha, dropout, target layers."""
+    projector_lr: float | None = None
+    """Peak learning rate of the projector (same schedule); None: ``lr``, as LLaRA (one lr for all)."""
+    projector_norm: Literal["none", "layernorm", "token"] = "none"
+    """The projector's output: ``none`` (LLaRA's Linear-GELU-Linear), ``layernorm`` (a LayerNorm after
+    it) or ``token`` (a LayerNorm whose gain starts at the RMS of the backbone's token embeddings)."""
     zero_stage: int | None = None
     """DeepSpeed ZeRO stage; None: 0 on one process (nothing to partition), 2 on several or with offload."""
     offload: bool = False
@@ -93,6 +98,9 @@ class FinetuneConfig:
     """Also validate every N optimizer steps (0: only at each epoch end and after the last step)."""
     selection_metric: SelectionMetric = "scoring_hr1"
     """Metric that selects the kept step: scoring_hr1 (default), generation_hr1 (the paper's), val_loss."""
+    fit_rows: int = 64
+    """Training rows (a fixed sample, epoch-0 candidates) scored beside validation at each validation,
+    the "fit" probe; 0: none."""
     eval_batch_size: int = 8
     """Validation prompts per batch (scoring runs half as many per forward pass)."""
     checkpoint_every: int = 0

@@ -28,6 +28,7 @@ from stages.llm.config import TemplateChoice
 from stages.llm.inputs import read_prompts_info
 from stages.llm.model import project_items
 from stages.llm.prompts import read_eval_prompts
+from stages.llm.rows import EvalRow
 from stages.llm.templates import IGNORE_INDEX, encode, render_prompt
 
 GROUP = 50
@@ -290,6 +291,43 @@ class PromptData:
                 if int((batch.input_ids == token).sum()) != items.numel():
                     raise ValueError(f"{self.directory}: a title contains a placeholder token ({token})")
         return batch
+
+    def fit_rows(self, n: int, hybrid: bool) -> list[EvalRow]:
+        """A fixed sample of ``n`` training rows as evaluation rows: the "fit" probe.
+
+        The rows (drawn from the seed), their epoch-0 candidates (what the first epoch trained on)
+        and a template per row from (seed, row) stay the same for the whole run and on resume.
+        """
+        picked = np.sort(np.random.default_rng([self.seed, 77]).permutation(self.train_rows)[:n])
+        if len(picked) == 0:
+            return []
+        candidates = self.epoch_candidates(0)
+        templates = [
+            int(np.random.default_rng([self.seed, int(self.train_row[i]), 6]).integers(len(self.templates)))
+            for i in picked
+        ]
+        histories = [self.train_history[i].tolist() for i in picked]
+        prompts = [
+            render_prompt(self.templates[t], self.titles, h, candidates[i], hybrid)
+            for t, h, i in zip(templates, histories, picked, strict=True)
+        ]
+        answers = [self.titles[int(self.train_target[i])] for i in picked]
+        encoded = encode(self.tokenizer, prompts, answers)
+        return [
+            EvalRow(
+                row_id=int(self.train_row[i]),
+                user_id=int(self.train_row[i]),
+                prompt=prompt,
+                target_id=int(self.train_target[i]),
+                candidate_ids=tuple(int(c) for c in candidates[i]),
+                candidate_titles=tuple(self.titles[c] for c in candidates[i]),
+                history_ids=tuple(history),
+                prompt_ids=tuple(e.input_ids[: e.prompt_length]),
+                template=template,
+                target_answer_ids=tuple(e.input_ids[e.prompt_length :]),
+            )
+            for i, prompt, history, template, e in zip(picked, prompts, histories, templates, encoded, strict=True)
+        ]
 
     def eval_batches(
         self,

@@ -93,7 +93,7 @@ class FinetuneRecipe(Checkpointing):
         items = load_item_embeddings(self.embeddings_dir, n_items=info["n_items"])
         self.embeddings_sha256 = sha256_file(self.embeddings_dir / "item_embeddings.safetensors")
         self.model: LlaraModel = build_llara_model(
-            backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing
+            backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing, cfg.projector_norm
         )
         if self.precision == "bf16":  # after LoRA is added: its trainable weights stay fp32
             store_frozen_linears_in_bf16(self.model.llm)
@@ -118,8 +118,9 @@ class FinetuneRecipe(Checkpointing):
         # The projector and the SR table live outside the engine (see the module docstring).
         self.model.projector.to(self.device)
         self.model.item_embeddings = self.model.item_embeddings.to(self.device)
+        self.projector_lr = cfg.projector_lr if cfg.projector_lr is not None else cfg.lr
         self.projector_optimizer = torch.optim.Adam(
-            self.model.projector.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            self.model.projector.parameters(), lr=self.projector_lr, weight_decay=cfg.weight_decay
         )
         self.lm = PromptLM(self.model.llm, backbone.tokens)
         lora = [p for p in self.lm.parameters() if p.requires_grad]
@@ -150,6 +151,7 @@ class FinetuneRecipe(Checkpointing):
                 self.rank,
                 self.world,
                 shard=self.zero_stage != 3,
+                fit_rows=self.data.fit_rows(cfg.fit_rows, self.curriculum.eval_hybrid),
             )
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "latest").is_file():
             self.load_checkpoint()
@@ -227,7 +229,7 @@ class FinetuneRecipe(Checkpointing):
                 p.grad.div_(self.world)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         for group in self.projector_optimizer.param_groups:
-            group["lr"] = self.config.lr * lr_multiplier(self.global_step, self.total_steps)
+            group["lr"] = self.projector_lr * lr_multiplier(self.global_step, self.total_steps)
         self.projector_optimizer.step()
 
     def step_batches(
@@ -324,10 +326,11 @@ class FinetuneRecipe(Checkpointing):
         start = time.perf_counter()
         self.engine.eval()
         with autocast(self.device, self.precision):
-            value = self.validator.value(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
+            probes = self.validator.measure(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
         self.engine.train()
         seconds = time.perf_counter() - start
-        improved = self.selection.record(self.global_step, self.epoch, value, seconds)
+        value = probes.pop("value")
+        improved = self.selection.record(self.global_step, self.epoch, value, seconds, probes)
         if improved:
             state, rows = self.trainable_state()
             self.best = BestState(self.global_step, state, rows)

@@ -17,20 +17,10 @@ from torch.nn import functional as F
 from stages.llm.backbone import Backbone, SpecialTokenIds
 from stages.llm.bit_dropout import use_bit_dropout
 from stages.llm.config import LoraSettings
+from stages.llm.projector import Projector, ProjectorNorm, token_rms
 from stages.llm.templates import IGNORE_INDEX
 
 PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"
-
-
-class Projector(nn.Module):
-    """``Linear(item_dim, d) -> GELU -> Linear(d, d)``: SR item embedding to LLM input embedding."""
-
-    def __init__(self, item_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(item_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-
-    def forward(self, items: torch.Tensor) -> torch.Tensor:  # (n, item_dim) -> (n, d)
-        return self.net(items)
 
 
 def project_items(projector: nn.Module, item_embeddings: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -210,6 +200,7 @@ def build_llara_model(
     lora: LoraSettings = LoraSettings(),
     seed: int = 0,
     gradient_checkpointing: bool = False,
+    projector_norm: ProjectorNorm = "none",
 ) -> LlaraModel:
     """Wrap a loaded backbone with fresh LoRA adapters and a fresh fp32 projector (seeded).
 
@@ -229,7 +220,8 @@ def build_llara_model(
     )
     llm = get_peft_model(model, config)
     use_bit_dropout(llm)
-    projector = Projector(item_embeddings.shape[1], backbone.hidden_size).float()
+    gain = token_rms(model.get_input_embeddings().weight)
+    projector = Projector(item_embeddings.shape[1], backbone.hidden_size, projector_norm, gain).float()
     return LlaraModel(llm, projector, item_embeddings, backbone.tokens)
 
 
@@ -280,6 +272,6 @@ def load_trained(backbone: Backbone, item_embeddings: torch.Tensor, trained_dir:
         weight[rows["ids"]] = rows["rows"].to(weight.dtype)
     llm = PeftModel.from_pretrained(backbone.model, str(trained_dir / ADAPTER_DIR), is_trainable=False)
     projector_state = load_file(str(trained_dir / PROJECTOR_FILE))
-    projector = Projector(item_embeddings.shape[1], backbone.hidden_size).float()
+    projector = Projector.for_state(projector_state).float()
     projector.load_state_dict(projector_state)
     return LlaraModel(llm, projector, item_embeddings, backbone.tokens).eval()

@@ -20,7 +20,7 @@ import torch
 
 from stages.item_embeddings import INFO
 from stages.llm.config import FinetuneConfig
-from stages.llm.selection import Selection
+from stages.llm.selection import PROBES, Selection
 from stages.progress import Progress, report_table
 from stages.tensorboard import Curves
 
@@ -38,6 +38,11 @@ def train_scalars(row: dict) -> dict[str, float]:
         "train/hybrid": row["hybrid"],
         "train/tokens_per_s": row["tokens"] / row["seconds"] if row["seconds"] > 0 else None,
     }
+
+
+def validation_scalars(point: dict, metric: str) -> dict[str, float]:
+    """TensorBoard scalars of one validation point: ``val/<metric>`` and ``probe/<name>`` each."""
+    return {f"val/{metric}": point["value"]} | {f"probe/{k}": point[k] for k in PROBES if k in point}
 
 
 def run_name(config: FinetuneConfig, embeddings_dir: Path) -> str:
@@ -97,7 +102,7 @@ class TrainingMonitor:
             self.progress.update(len(rows), f"restored steps 0-{last['step']} (last loss {last['loss']:.4f})")
         if selection is not None and selection.history:
             for point in selection.history:
-                self.curves.add(point["step"], {f"val/{selection.metric}": point["value"]})
+                self.curves.add(point["step"], validation_scalars(point, selection.metric))
             self._table(selection)
 
     def step(self, row: dict) -> None:
@@ -110,15 +115,19 @@ class TrainingMonitor:
         """After ``selection`` recorded ``value`` at ``step``."""
         if self.curves is None:
             return
-        self.curves.add(step, {f"val/{selection.metric}": value})
+        point = selection.history[-1]
+        self.curves.add(step, validation_scalars(point, selection.metric))
         mark = " (best)" if selection.best_step == step else ""
-        log.info("validation at step %d/%d: %s %.4f%s", step, self.total, selection.metric, value, mark)
+        probes = "".join(f", {k} {point[k]:.4f}" for k in PROBES if k in point)
+        log.info("validation at step %d/%d: %s %.4f%s%s", step, self.total, selection.metric, value, probes, mark)
         self._table(selection)
 
     def _table(self, selection: Selection) -> None:
         best, metric = selection.best_step, selection.metric
         rows = [
-            {"step": h["step"], "epoch": h["epoch"], metric: h["value"], "best": h["step"] == best}
+            {"step": h["step"], "epoch": h["epoch"], metric: h["value"]}
+            | {k: h[k] for k in PROBES if k in h}
+            | {"best": h["step"] == best}
             for h in selection.history
         ]
         report_table("finetune", "validation", rows)

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 METRICS: tuple[str, ...] = ("scoring_hr1", "generation_hr1", "val_loss")
+PROBES: tuple[str, ...] = ("val_hr1", "val_mrr", "val_nll", "fit_hr1", "fit_mrr", "fit_nll")
+"""The learning probes of a validation point, in display order (``stages.llm.validation``)."""
 
 
 @dataclass
@@ -26,8 +28,9 @@ class Selection:
     metric: str
     """One of ``METRICS``; ``val_loss`` is minimised, the hit ratios maximised."""
     history: list[dict] = field(default_factory=list)
-    """``{"step", "epoch", "value"[, "seconds"]}`` per validation, in order; ``step`` counts optimizer
-    steps done, ``seconds`` the validation's wall time."""
+    """``{"step", "epoch", "value"[, "seconds"], probes...}`` per validation, in order; ``step`` counts
+    optimizer steps done, ``seconds`` the validation's wall time, the probes are ``val_hr1``,
+    ``val_mrr``, ``val_nll`` and the same of the fit sample (``fit_*``, ``stages.llm.validation``)."""
     best_step: int | None = None
     best_value: float | None = None
 
@@ -43,11 +46,20 @@ class Selection:
             return True
         return value < self.best_value if self.metric == "val_loss" else value > self.best_value
 
-    def record(self, step: int, epoch: int, value: float, seconds: float | None = None) -> bool:
-        """Add a validation point (``seconds``: how long it took, if known); True when it is the new best."""
-        point = {"step": step, "epoch": epoch, "value": float(value)}
+    def record(
+        self,
+        step: int,
+        epoch: int,
+        value: float,
+        seconds: float | None = None,
+        probes: dict[str, float] | None = None,
+    ) -> bool:
+        """Add a validation point (``seconds``: how long it took, if known; ``probes``: the learning
+        probes measured with it); True when it is the new best."""
+        point: dict = {"step": step, "epoch": epoch, "value": float(value)}
         if seconds is not None:
             point["seconds"] = round(float(seconds), 3)
+        point.update({k: round(float(v), 6) for k, v in (probes or {}).items()})
         self.history.append(point)
         if self.better(value):
             self.best_step, self.best_value = step, float(value)

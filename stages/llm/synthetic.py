@@ -1,12 +1,17 @@
-"""A synthetic task only the item embeddings can solve: does the hybrid path carry the answer?
+"""Synthetic tasks only the item embeddings can solve: can the hybrid path carry the answer?
 
 Every item's title is one of a few words (``red``, ``blue``, ...), and every validation and test
 row offers one candidate of each word, so the title of the answer is all a row's text could give
 away, and it gives nothing: which candidate is the target is said only by the SR item embeddings.
-Each target's embedding carries a marker, a fixed direction of length ``marker``; no other
-candidate of a validation or test row has it. A model that reads the projected embedding on each
-candidate's placeholder, right after its title, answers with the word written before the marked
-one; a text-only model (``text``, TALLRec) is at chance, 1 / len(words).
+A text-only model (``text``, TALLRec) is at chance, 1 / len(words). Two tasks:
+
+- ``marked``: each target's embedding carries a marker, a fixed direction of length ``marker``;
+  no other candidate of a validation or test row has it. A model that reads the projected
+  embedding on each candidate's placeholder answers with the word written before the marked one.
+- ``nearest`` (relational, what LLaRA needs): a target's embedding is a noisy copy of the row's
+  last history item's, ``E[history[-1]] + noise * N(0, I)`` (cosine about 0.9 at noise 0.5,
+  about 0 with every other candidate). No candidate is special on its own: the model has to
+  compare each candidate's embedding with the history's.
 
 Training rows are drawn like any dataset's (negatives redrawn each epoch from all items, so words
 may repeat within a row and a negative may be another row's target, ``fillers_per_row`` keeps that
@@ -36,14 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.llm.selection import PROBES
+
 HISTORY = 3
 """Items in every row's history (unmarked, of the row's own split)."""
+TASKS = ("marked", "nearest")
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """The synthetic task and its size."""
 
+    task: str = "marked"
+    """``marked`` (a target carries a marker) or ``nearest`` (a target copies its last history item's)."""
     words: tuple[str, ...] = ("red", "blue", "green", "black")
     """The titles: item ``i`` is called ``words[i % len(words)]``; a row has one candidate of each."""
     train_rows: int = 2400
@@ -54,13 +64,17 @@ class SyntheticConfig:
     """Unmarked items per row of a split (its histories and negatives). Many fillers keep marked
     items rare among the negatives drawn for training rows."""
     marker: float = 6.0
-    """Length of the marker added to a target's embedding (the entries are standard normal)."""
+    """``marked``: length of the marker added to a target's embedding (the entries are standard normal)."""
+    noise: float = 0.5
+    """``nearest``: standard deviation of the noise added to the copied history embedding."""
     dim: int = 64
     """Width of the SR item embeddings."""
     seed: int = 0
     """Seed of embeddings, rows and the frozen candidates."""
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}: one of {', '.join(TASKS)}")
         if len(set(self.words)) != len(self.words) or len(self.words) < 2:
             raise ValueError(f"words must be at least two distinct titles, got {self.words}")
         if self.fillers_per_row < HISTORY + len(self.words):
@@ -100,10 +114,13 @@ def synthetic_rows(config: SyntheticConfig) -> tuple[np.ndarray, dict[str, list[
         targets = ids[first : first + n]
         fillers = ids[first + n : first + n * (1 + config.fillers_per_row)]
         first += n * (1 + config.fillers_per_row)
-        table[targets] += config.marker * direction
+        if config.task == "marked":
+            table[targets] += config.marker * direction
         rows[split] = []
         for target in targets.tolist():
             history = rng.choice(fillers, size=HISTORY, replace=False).tolist()
+            if config.task == "nearest":
+                table[target] = table[history[-1]] + config.noise * rng.standard_normal(config.dim)
             candidates = None
             if split != "train":
                 candidates = _eval_candidates(target, fillers, history, len(config.words), rng)
@@ -126,7 +143,7 @@ def write_synthetic(root: Path, config: SyntheticConfig = SyntheticConfig()) -> 
             values = (split, len(columns["user_id"]), history, target, candidates)
             for key, value in zip(EXAMPLE_COLUMNS, values, strict=True):
                 columns[key].append(value)
-    name = "synthetic-marked"
+    name = f"synthetic-{config.task}"
     dataset = write_prepared(root / "dataset", titles, columns, name=name, seed=config.seed)
     embeddings = root / "embeddings"
     save_item_embeddings(torch.from_numpy(table).float(), embeddings, model=name, seed=config.seed)
@@ -183,16 +200,31 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    defaults = SyntheticConfig()
     parser.add_argument("--out", type=Path, required=True, help="work directory (data, prompts, runs)")
+    parser.add_argument("--task", choices=TASKS, default=defaults.task, help="[default: %(default)s]")
     parser.add_argument("--backbone", default="smollm2-135m", help="smollm2-135m, tiny-random or hf:DIR")
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps of 8 rows per run")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the data and the runs")
+    parser.add_argument("--noise", type=float, default=defaults.noise, help="nearest: noise of the copy")
+    parser.add_argument("--train-rows", type=int, default=defaults.train_rows, help="[default: %(default)s]")
+    parser.add_argument("--eval-rows", type=int, default=defaults.eval_rows, help="val and test rows each")
     schedules = ["direct", "text", "curriculum"]
     parser.add_argument("--schedule", action="append", choices=schedules, help="[default: direct, text]")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="more finetune overrides (levers)"
+    )
     args = parser.parse_args(argv)
-    config = SyntheticConfig()
+    config = SyntheticConfig(
+        task=args.task,
+        seed=args.seed,
+        noise=args.noise,
+        train_rows=args.train_rows,
+        eval_rows=args.eval_rows,
+    )
     inputs = build_inputs(args.out, args.backbone, config)
-    settings = finetune_settings(args.steps, args.backbone, args.lr)
+    settings = [*finetune_settings(args.steps, args.backbone, args.lr), f"seed={args.seed}", *args.set]
     repo = str(Path(__file__).resolve().parents[2])  # the children import this checkout's stages
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
     print(f"chance: {config.chance:.3f} (validation HR@1 by candidate scoring)", flush=True)
@@ -201,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run(finetune_command(inputs, out, schedule, settings), check=True, env=env)
         curve = ", ".join(f"{step}: {value:.2f}" for step, value in validation_curve(out))
         print(f"{schedule}: validation HR@1 by step {{{curve}}}", flush=True)
+        for point in json.loads((out / "summary.json").read_text())["selection"]["history"]:
+            probes = " ".join(f"{k} {point[k]:.3f}" for k in PROBES if k in point)
+            print(f"{schedule}: step {point['step']}: {probes}", flush=True)
 
 
 if __name__ == "__main__":

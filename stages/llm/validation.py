@@ -5,6 +5,12 @@ drawn from (seed, row), hybrid unless the schedule is ``text``; the metrics are 
 own (candidate scoring, generation with the paper's substring rule, or the answer loss), so a
 selected step means on validation what the test table means on test.
 
+Beside the selection metric every validation records the learning probes (SPEC §4): candidate
+scoring's HR@1, mean reciprocal rank and candidate NLL (minus the log-softmax of the target's score
+over the row's candidates; uniform is ln(candidates)), on the validation rows (``val_*``) and on a
+fixed sample of training rows (``fit_*``, ``PromptData.fit_rows``). Fit at chance: the model does
+not learn the task; fit high and validation low: it does not generalise.
+
 Several processes: under ZeRO-3 every rank scores every row (each forward gathers parameters
 collectively, so all ranks must run the same passes); otherwise rank r scores rows r, r + world, ...
 and the hit counts are summed over ranks.
@@ -44,11 +50,44 @@ class Validator:
         rank: int = 0,
         world: int = 1,
         shard: bool = True,
+        fit_rows: Sequence[EvalRow] = (),
     ) -> None:
         self.metric, self.hybrid, self.batch_size, self.pad_id = metric, hybrid, batch_size, 0
         rows = load_rows(prompts_dir, "val", "hybrid" if hybrid else "text", "draw", max_rows, seed)
-        self.rows: Sequence[EvalRow] = rows[rank::world] if shard and world > 1 else rows
         self.sharded = shard and world > 1
+        self.rows: Sequence[EvalRow] = rows[rank::world] if self.sharded else rows
+        self.fit_rows: Sequence[EvalRow] = fit_rows[rank::world] if self.sharded else fit_rows
+
+    @torch.no_grad()
+    def measure(self, model: LlaraModel, lm: torch.nn.Module, tokenizer, reduce: Reduce) -> dict[str, float]:
+        """``{"value": the selection metric, "val_hr1", "val_mrr", "val_nll"[, "fit_..."]}`` of ``model`` now."""
+        self.pad_id = pad_id(tokenizer)
+        probes = {f"val_{k}": v for k, v in self._probes(model, tokenizer, self.rows, reduce).items()}
+        if self.fit_rows:
+            probes |= {f"fit_{k}": v for k, v in self._probes(model, tokenizer, self.fit_rows, reduce).items()}
+        value = probes["val_hr1"] if self.metric == "scoring_hr1" else self.value(model, lm, tokenizer, reduce)
+        return {"value": value, **probes}
+
+    def _probes(
+        self, model: LlaraModel, tokenizer, rows: Sequence[EvalRow], reduce: Reduce
+    ) -> dict[str, float]:
+        """Candidate scoring's HR@1, MRR and candidate NLL, averaged over ``rows`` of every rank."""
+        sums = np.zeros(3)
+        if rows:
+            embed = hybrid_embed_fn(model) if self.hybrid else None
+            config = ScoringConfig(prompt_batch_size=max(1, self.batch_size // 2))
+            scores, _ = score_candidates(model.llm, tokenizer, rows, embed, config)  # (rows, candidates)
+            target = np.array([r.target_index for r in rows], dtype=np.int64)
+            rank = rank_of_target(scores, target)
+            shifted = scores - scores.max(axis=1, keepdims=True)
+            log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            nll = -log_softmax[np.arange(len(rows)), target]
+            sums = np.array([(rank == 0).sum(), (1.0 / (rank + 1)).sum(), nll.sum()], dtype=np.float64)
+        count = float(len(rows))
+        if self.sharded:
+            sums, count = np.array([reduce(float(x)) for x in sums]), reduce(count)
+        hr1, mrr, nll = (sums / max(count, 1.0)).tolist()
+        return {"hr1": hr1, "mrr": mrr, "nll": nll}
 
     @torch.no_grad()
     def value(self, model: LlaraModel, lm: torch.nn.Module, tokenizer, reduce: Reduce) -> float:
