@@ -73,6 +73,9 @@ class FinetuneConfig:
     projector_norm: Literal["none", "layernorm", "token"] = "none"
     """The projector's output: ``none`` (LLaRA's Linear-GELU-Linear), ``layernorm`` (a LayerNorm after
     it) or ``token`` (a LayerNorm whose gain starts at the RMS of the backbone's token embeddings)."""
+    user_token: Literal["none", "last-item"] = "none"
+    """A method variant (rows named ``LLaRA+user``): ``last-item`` adds the row's last history item,
+    through an MLP of its own, to the input at the answer cue (``stages.llm.projector``); ``none``: LLaRA."""
     zero_stage: int | None = None
     """DeepSpeed ZeRO stage; None: 0 on one process (nothing to partition), 2 on several or with offload."""
     offload: bool = False

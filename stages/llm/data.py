@@ -26,7 +26,7 @@ from stages.llm.assembly import PieceEncoder
 from stages.llm.backbone import SpecialTokenIds
 from stages.llm.config import TemplateChoice
 from stages.llm.inputs import read_prompts_info
-from stages.llm.model import project_items
+from stages.llm.model import project_items, project_users
 from stages.llm.prompts import read_eval_prompts
 from stages.llm.rows import EvalRow
 from stages.llm.templates import IGNORE_INDEX, encode, render_prompt
@@ -42,6 +42,7 @@ TENSORS = (
     "targets",
     "history_items",
     "candidate_items",
+    "user_items",
 )
 
 
@@ -61,6 +62,7 @@ class Batch:
     targets: torch.Tensor  # (B, K) int64
     history_items: torch.Tensor  # (n_hist,) int64, row-major order of the history placeholders
     candidate_items: torch.Tensor  # (n_cans,) int64, row-major order of the candidate placeholders
+    user_items: torch.Tensor  # (B,) int64, each row's last history item (-1: none), for a user token
     hybrid: bool
     real_tokens: int = 0
     """Non-padding tokens, counted on the CPU when the batch is built (no device sync to read it)."""
@@ -84,11 +86,13 @@ class Batch:
         The mask-free path lets sdpa use its fused causal kernel instead of materialising
         (B, heads, L, L) masked scores: 1.14x per step on the CPU for SmolLM2 at micro-batch 8.
         """
-        history = candidates = None
+        history = candidates = users = None
         if self.hybrid:
             history = project_items(projector, item_embeddings, self.history_items)
             candidates = project_items(projector, item_embeddings, self.candidate_items)
-        return lm(self.input_ids, None, self.logit_positions, self.targets, history, candidates)
+            if getattr(projector, "user", None) is not None:
+                users = project_users(projector, item_embeddings, self.user_items)
+        return lm(self.input_ids, None, self.logit_positions, self.targets, history, candidates, users)
 
     def to(self, device: torch.device | str) -> Batch:
         """The batch on ``device``; the copies are asynchronous from pinned memory."""
@@ -140,6 +144,7 @@ def pad_batch(
         as_tensor(targets),
         flat(histories),
         flat(candidates),
+        torch.tensor([h[-1] if len(h) else -1 for h in histories], dtype=torch.long),
         hybrid,
         int(mask.sum()),
     )
@@ -326,7 +331,9 @@ class PromptData:
                 template=template,
                 target_answer_ids=tuple(e.input_ids[e.prompt_length :]),
             )
-            for i, prompt, history, template, e in zip(picked, prompts, histories, templates, encoded, strict=True)
+            for i, prompt, history, template, e in zip(
+                picked, prompts, histories, templates, encoded, strict=True
+            )
         ]
 
     def eval_batches(

@@ -93,7 +93,13 @@ class FinetuneRecipe(Checkpointing):
         items = load_item_embeddings(self.embeddings_dir, n_items=info["n_items"])
         self.embeddings_sha256 = sha256_file(self.embeddings_dir / "item_embeddings.safetensors")
         self.model: LlaraModel = build_llara_model(
-            backbone, items, cfg.lora, cfg.seed, cfg.gradient_checkpointing, cfg.projector_norm
+            backbone,
+            items,
+            cfg.lora,
+            cfg.seed,
+            cfg.gradient_checkpointing,
+            projector_norm=cfg.projector_norm,
+            user_token=cfg.user_token,
         )
         if self.precision == "bf16":  # after LoRA is added: its trainable weights stay fp32
             store_frozen_linears_in_bf16(self.model.llm)
@@ -379,6 +385,7 @@ class FinetuneRecipe(Checkpointing):
             "world_size": self.world,
             "zero_stage": self.zero_stage,
             "train_rows": self.data.train_rows,
+            "n_candidates": self.data.n_candidates,
             "total_steps": self.total_steps,
             "first_loss": self.log[0]["loss"] if self.log else None,
             "last_loss": self.log[-1]["loss"] if self.log else None,

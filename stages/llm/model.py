@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from stages.llm.backbone import Backbone, SpecialTokenIds
 from stages.llm.bit_dropout import use_bit_dropout
 from stages.llm.config import LoraSettings
-from stages.llm.projector import Projector, ProjectorNorm, token_rms
+from stages.llm.projector import Projector, ProjectorNorm, UserToken, token_rms
 from stages.llm.templates import IGNORE_INDEX
 
 PROJECTOR_FILE, TOKEN_ROWS_FILE, ADAPTER_DIR = "projector.safetensors", "token_rows.safetensors", "adapter"
@@ -28,6 +28,13 @@ def project_items(projector: nn.Module, item_embeddings: torch.Tensor, items: to
     param = next(projector.parameters())
     table = item_embeddings.to(device=param.device)
     return projector(table[items.to(param.device)].to(param.dtype))
+
+
+def project_users(projector: Projector, item_embeddings: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """The user token's vectors of (B,) last-history item ids: (B, d), in the projector's dtype."""
+    param = next(projector.parameters())
+    table = item_embeddings.to(device=param.device)
+    return projector.user_vectors(table[items.to(param.device)].to(param.dtype))
 
 
 def scatter_items(
@@ -114,6 +121,7 @@ class PromptLM(nn.Module):
         targets: torch.Tensor,
         history_values: torch.Tensor | None = None,
         candidate_values: torch.Tensor | None = None,
+        user_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean cross-entropy over the answer tokens ``targets`` (IGNORE_INDEX entries left out).
 
@@ -122,6 +130,7 @@ class PromptLM(nn.Module):
         predict an answer token and that token (``stages.llm.data.Batch``). Only those K positions
         go through the vocabulary head: the answer is ~10 of ~270 tokens, and full-vocabulary fp32
         logits everywhere cost a fifth of the forward pass and most of its activation memory.
+        user_values: (B, d), added at each row's answer cue (``logit_positions[:, 0]``), or None.
         """
         emb = self.llm.get_input_embeddings()(input_ids)  # (B, L, d)
         if self.training:
@@ -129,6 +138,9 @@ class PromptLM(nn.Module):
             # micro-batches differ in kind (llara-official) must run the same gradient collectives.
             emb.requires_grad_(True)
         emb = scatter_items(emb, input_ids, self.tokens, history_values, candidate_values)
+        if user_values is not None:
+            rows = torch.arange(emb.shape[0], device=emb.device)
+            emb = emb.index_put((rows, logit_positions[:, 0]), user_values.to(emb.dtype), accumulate=True)
         out = self.llm(
             inputs_embeds=emb, attention_mask=attention_mask, logits_to_keep=logit_positions, use_cache=False
         )
@@ -154,9 +166,14 @@ class LlaraModel(nn.Module):
         history_items: torch.Tensor,
         candidate_items: torch.Tensor,
         hybrid: bool,
+        user_items: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, L, d) input embeddings (see ``build_inputs_embeds``)."""
-        return build_inputs_embeds(
+        """(B, L, d) input embeddings (see ``build_inputs_embeds``).
+
+        ``user_items`` (B,): with a user token, each row's last history item; its user vector is added
+        at the last column, the answer cue of a left-padded prompt batch (as the evaluators pass them).
+        """
+        emb = build_inputs_embeds(
             self.llm.get_input_embeddings(),
             self.projector,
             self.item_embeddings,
@@ -166,6 +183,10 @@ class LlaraModel(nn.Module):
             candidate_items,
             hybrid,
         )
+        if hybrid and self.projector.user is not None and user_items is not None:
+            users = project_users(self.projector, self.item_embeddings, user_items)  # (B, d)
+            emb = torch.cat([emb[:, :-1], emb[:, -1:] + users[:, None].to(emb.dtype)], dim=1)
+        return emb
 
     def forward(
         self,
@@ -201,6 +222,7 @@ def build_llara_model(
     seed: int = 0,
     gradient_checkpointing: bool = False,
     projector_norm: ProjectorNorm = "none",
+    user_token: UserToken = "none",
 ) -> LlaraModel:
     """Wrap a loaded backbone with fresh LoRA adapters and a fresh fp32 projector (seeded).
 
@@ -221,7 +243,8 @@ def build_llara_model(
     llm = get_peft_model(model, config)
     use_bit_dropout(llm)
     gain = token_rms(model.get_input_embeddings().weight)
-    projector = Projector(item_embeddings.shape[1], backbone.hidden_size, projector_norm, gain).float()
+    projector = Projector(item_embeddings.shape[1], backbone.hidden_size, projector_norm, gain, user_token)
+    projector = projector.float()
     return LlaraModel(llm, projector, item_embeddings, backbone.tokens)
 
 

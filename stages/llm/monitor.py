@@ -119,7 +119,9 @@ class TrainingMonitor:
         self.curves.add(step, validation_scalars(point, selection.metric))
         mark = " (best)" if selection.best_step == step else ""
         probes = "".join(f", {k} {point[k]:.4f}" for k in PROBES if k in point)
-        log.info("validation at step %d/%d: %s %.4f%s%s", step, self.total, selection.metric, value, probes, mark)
+        log.info(
+            "validation at step %d/%d: %s %.4f%s%s", step, self.total, selection.metric, value, probes, mark
+        )
         self._table(selection)
 
     def _table(self, selection: Selection) -> None:

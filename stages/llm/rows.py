@@ -77,7 +77,8 @@ def hybrid_embed_fn(llara_model) -> EmbedFn:
         device = input_ids.device
         history = torch.tensor([h for r in rows for h in r.history_ids], dtype=torch.long, device=device)
         cands = torch.tensor([c for r in rows for c in r.candidate_ids], dtype=torch.long, device=device)
-        return llara_model.inputs_embeds(input_ids, history, cands, True)
+        users = torch.tensor([r.history_ids[-1] if r.history_ids else -1 for r in rows], device=device)
+        return llara_model.inputs_embeds(input_ids, history, cands, True, users)
 
     return embed
 

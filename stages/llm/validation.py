@@ -60,16 +60,19 @@ class Validator:
 
     @torch.no_grad()
     def measure(self, model: LlaraModel, lm: torch.nn.Module, tokenizer, reduce: Reduce) -> dict[str, float]:
-        """``{"value": the selection metric, "val_hr1", "val_mrr", "val_nll"[, "fit_..."]}`` of ``model`` now."""
+        """The selection metric (``value``) and the probes ``val_hr1/mrr/nll`` (and ``fit_*``) now."""
         self.pad_id = pad_id(tokenizer)
         probes = {f"val_{k}": v for k, v in self._probes(model, tokenizer, self.rows, reduce).items()}
         if self.fit_rows:
-            probes |= {f"fit_{k}": v for k, v in self._probes(model, tokenizer, self.fit_rows, reduce).items()}
-        value = probes["val_hr1"] if self.metric == "scoring_hr1" else self.value(model, lm, tokenizer, reduce)
+            fit = self._probes(model, tokenizer, self.fit_rows, reduce, fit=True)
+            probes |= {f"fit_{k}": v for k, v in fit.items()}
+        value = (
+            probes["val_hr1"] if self.metric == "scoring_hr1" else self.value(model, lm, tokenizer, reduce)
+        )
         return {"value": value, **probes}
 
     def _probes(
-        self, model: LlaraModel, tokenizer, rows: Sequence[EvalRow], reduce: Reduce
+        self, model: LlaraModel, tokenizer, rows: Sequence[EvalRow], reduce: Reduce, fit: bool = False
     ) -> dict[str, float]:
         """Candidate scoring's HR@1, MRR and candidate NLL, averaged over ``rows`` of every rank."""
         sums = np.zeros(3)
@@ -78,6 +81,8 @@ class Validator:
             config = ScoringConfig(prompt_batch_size=max(1, self.batch_size // 2))
             scores, _ = score_candidates(model.llm, tokenizer, rows, embed, config)  # (rows, candidates)
             target = np.array([r.target_index for r in rows], dtype=np.int64)
+            if fit:
+                scores = _same_answers_out(scores, rows)
             rank = rank_of_target(scores, target)
             shifted = scores - scores.max(axis=1, keepdims=True)
             log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -132,3 +137,20 @@ class Validator:
             loss = batch.loss(lm, model.projector, model.item_embeddings)
             loss_sum, count = loss_sum + float(loss) * n, count + n
         return loss_sum, count
+
+
+def _same_answers_out(scores: np.ndarray, rows: Sequence[EvalRow]) -> np.ndarray:
+    """``scores`` (rows, candidates) with -inf for every candidate titled as its row's target.
+
+    Training rows draw their negatives from all items; where titles repeat (the synthetic tasks'
+    few words) a negative can carry the target's title, which is the same answer, not a wrong one.
+    Validation rows keep their frozen candidates as the evaluate stage scores them.
+    """
+    same = [
+        [
+            c != r.target_index and t == r.candidate_titles[r.target_index]
+            for c, t in enumerate(r.candidate_titles)
+        ]
+        for r in rows
+    ]
+    return np.where(np.array(same, dtype=bool), -np.inf, scores)

@@ -10,12 +10,16 @@ them (a recommender's ``metrics.json`` always does), else on test, labelled so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from stages.report.config import SR_ROW_NAMES
+
+PROBES = ("val_hr1", "val_mrr", "val_nll", "fit_hr1", "fit_mrr", "fit_nll")
+"""The learning probes a validation point may hold (``stages.llm.selection.PROBES``; the report
+does not import the training code)."""
 
 REFERENCE_MODE = {"scoring_hr1": "scoring", "generation_hr1": "generation"}
 """The evaluation mode whose HR@1 a validation metric is; ``val_loss`` has no reference rows."""
@@ -35,6 +39,9 @@ class Curve:
     """The validation metric at each point."""
     best_step: int | None
     """The step kept on validation."""
+    probes: dict[str, list[float]] = field(default_factory=dict)
+    """The learning probes recorded at every point (``val_hr1``, ``fit_nll``, ...; SPEC §4), where
+    the run recorded all of them."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ def learning_curves(summaries: dict[str, dict], logs: dict[str, pl.DataFrame]) -
             done = log.sort("step").select("step", pl.col("tokens").cum_sum().alias("seen"))
             seen = dict(zip(done["step"].to_list(), done["seen"].to_list(), strict=True))
             tokens = [int(seen.get(s - 1, 0)) for s in steps]
+        probes = {k: [float(h[k]) for h in history] for k in PROBES if all(k in h for h in history)}
         curves.append(
             Curve(
                 f"{role} (kept step {selection.get('best_step')})",
@@ -68,6 +76,7 @@ def learning_curves(summaries: dict[str, dict], logs: dict[str, pl.DataFrame]) -
                 tokens,
                 [float(h["value"]) for h in history],
                 selection.get("best_step"),
+                probes,
             )
         )
         metrics.add(str(selection.get("metric")))

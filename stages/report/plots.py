@@ -183,3 +183,73 @@ def plot_learning_curves(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def probes_figure(
+    curves: list[Curve], references: list[Reference], info: dict[str, str], n_candidates: int
+) -> plt.Figure:
+    """The learning probes: HR@1 (top) and candidate NLL (bottom) against steps and tokens.
+
+    Validation solid, the fit sample of training rows dashed, one colour per fine-tune; chance
+    (1 / candidates, ln candidates) and the ``references`` (zero-shot, recommenders on validation)
+    as grey lines on the HR@1 panels. Fit at chance: the model does not learn the task; fit high
+    and validation low: it does not generalise.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8), sharey="row")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for col, (xkey, xlabel) in enumerate((("steps", "optimizer step"), ("tokens", "training tokens"))):
+        for row, (probe, chance) in enumerate(
+            (("hr1", 1 / n_candidates), ("nll", float(np.log(n_candidates))))
+        ):
+            ax = axes[row, col]
+            for i, curve in enumerate(curves):
+                x = getattr(curve, xkey)
+                if x is None:
+                    continue
+                for part, style in (("val", "-"), ("fit", "--")):
+                    values = curve.probes.get(f"{part}_{probe}")
+                    if values:
+                        label = f"{curve.label} {part}"
+                        ax.plot(
+                            x, values, ls=style, marker="o", ms=3, color=colors[i % len(colors)], label=label
+                        )
+            ax.axhline(chance, color="0.6", lw=1.0, label=f"chance {chance:.3f}")
+            if probe == "hr1":
+                for j, ref in enumerate(references):
+                    ax.axhline(
+                        ref.value,
+                        color="0.35",
+                        ls=("--", ":", "-.")[j % 3],
+                        lw=1.0,
+                        label=f"{ref.label} {ref.value:.3f}",
+                    )
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel({"hr1": "HR@1", "nll": "candidate NLL (nats)"}[probe] if col == 0 else "")
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylim(0.0, 1.0)
+    axes[0, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[1, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(
+        "learning probes: validation (solid) and fit on training rows (dashed) — "
+        + caption(
+            [info.get("dataset")],
+            ["val", "train"],
+            [c.label for c in curves],
+            [info.get("seeds")],
+            [info.get("backbone")],
+            width=130,
+        ),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_probes(
+    curves: list[Curve], references: list[Reference], info: dict[str, str], n_candidates: int, path: Path
+) -> Path:
+    """``probes_figure`` saved to ``path``."""
+    fig = probes_figure(curves, references, info, n_candidates)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

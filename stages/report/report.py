@@ -26,7 +26,7 @@ from stages.errors import DataError
 from stages.inputs import read_json
 from stages.report.config import SR_ROW_NAMES, ReportConfig
 from stages.report.learning import learning_curves, reference_lines
-from stages.report.plots import caption, plot_hr1, plot_learning_curves, plot_training
+from stages.report.plots import caption, plot_hr1, plot_learning_curves, plot_probes, plot_training
 from stages.report.published import (
     SOURCE_LABELS,
     SOURCES,
@@ -208,9 +208,13 @@ def render_markdown(
             ]
     lines += ["## Sources of the published numbers", ""]
     lines += [f"- `{s}`: {SOURCE_LABELS[s]}" for s in SOURCES]
-    lines += ["", "Our `zero-shot` row corresponds to the paper's `Llama2` row (on our backbone).",
-              "Rows on the authors' released SASRec checkpoint or their SASRec architecture (`released`,",
-              "`conv`) are set beside the published SASRec and LLaRA(SASRec) numbers.", ""]
+    lines += [
+        "",
+        "Our `zero-shot` row corresponds to the paper's `Llama2` row (on our backbone).",
+        "Rows on the authors' released SASRec checkpoint or their SASRec architecture (`released`,",
+        "`conv`) are set beside the published SASRec and LLaRA(SASRec) numbers.",
+        "",
+    ]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     return "\n".join(lines)
@@ -278,6 +282,10 @@ def run(config: ReportConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
             lines = reference_lines(inputs, metric)
             plot_learning_curves(curves, lines, metric, out_dir / "validation.png", info)
             figures.append("validation.png")
+            if any(c.probes for c in curves):
+                n = max((int(s.get("n_candidates") or 20) for s in summaries.values()), default=20)
+                plot_probes([c for c in curves if c.probes], lines, info, n, out_dir / "probes.png")
+                figures.append("probes.png")
     if table is None:
         table = build_table(pl.DataFrame(schema=RESULT_SCHEMA))
     markdown = render_markdown(table, config, figures, notes)

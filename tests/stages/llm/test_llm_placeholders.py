@@ -1,0 +1,370 @@
+"""Every ``[HistoryEmb]`` / ``[CansEmb]`` carries the projected embedding of the item titled before it.
+
+Why: a history whose embeddings are shifted against its titles looks exactly like a model that cannot
+compare a candidate with the history, so the alignment is pinned here, in every path that feeds a
+hybrid prompt to the LLM: training batches (cached-piece assembly and the tokenizer), validation-loss
+batches, candidate scoring (both scorers, rows split over forwards) and generation, under each of the
+domain's templates. The prompts are real: the LLaRA authors' released LastFM split (``../shared``),
+imported by the preprocess stage, whose artist names hold punctuation, ", " and non-Latin scripts.
+
+The item table and the projector are made decodable: ``projector(E[i]) == (i, 0, ..., 0)`` exactly,
+so the item at a position of the LLM's ``inputs_embeds`` is read off its first coordinate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from stages.llm import prompts
+from stages.llm.backbone import CACHE_ENV, SpecialTokenIds, load_backbone
+from stages.llm.config import PromptsConfig
+from stages.llm.data import Batch, PromptData
+from stages.llm.generation import GenerationConfigEval, evaluate_generation
+from stages.llm.model import LlaraModel, PromptLM, build_llara_model, project_items
+from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
+from stages.llm.scoring import ScoringConfig, score_candidates
+from stages.llm.templates import CANS_SLOT, COUNT_SLOT, HISTORY_SLOT
+from stages.llm.validation import Validator
+from stages.preprocess import PrepareConfig
+from stages.preprocess import run as prepare
+from tests.needs import shared
+
+VAL_ROWS = 8
+"""Validation rows per template: histories of 3, 7 and 10 items, titles with ", " and accents."""
+SHIFT = 10.0
+"""Bias that puts the projector's hidden unit where GELU is the identity in fp32 (erf(7.07) == 1)."""
+
+
+@dataclass
+class Checker:
+    """Reads the item off each placeholder's input vector and compares it with the prompt text."""
+
+    tokenizer: PreTrainedTokenizerBase
+    tokens: SpecialTokenIds
+    titles: list[str]
+    templates: list[str]
+    table: torch.Tensor  # (vocab, d) the LLM's token embeddings
+
+    def item_of(self, vector: torch.Tensor) -> int | None:
+        """The item whose projection ``vector`` is, or None (not exactly ``(i, 0, ..., 0)``)."""
+        first = float(vector[0])
+        if not first.is_integer() or not 0 <= first < len(self.titles) or bool(vector[1:].any()):
+            return None
+        return int(first)
+
+    def _leads(self, template: int, n_candidates: int) -> tuple[str, str]:
+        """The template text before the history and between the history and the candidates."""
+        text = self.templates[template].replace(COUNT_SLOT, str(n_candidates))
+        before, after = text.split(HISTORY_SLOT)
+        return before, after.split(CANS_SLOT)[0]
+
+    def _text(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def errors(
+        self,
+        ids: Sequence[int],
+        vectors: torch.Tensor,
+        history: Sequence[int],
+        candidates: Sequence[int],
+        template: int,
+    ) -> list[str]:
+        """What is wrong with one prompt row: ids (L,) and the LLM's input vectors there, (L, d).
+
+        At each placeholder the text since the previous one must be the list's lead (template text,
+        else ", ") + the title of the item read off the vector + " "; the items read off the history
+        and candidate placeholders must be the row's history and candidates, in order; every other
+        position must hold its token's own embedding (nothing written beside the placeholders).
+        """
+        kinds = {self.tokens.history: "history", self.tokens.cans: "candidates"}
+        leads = dict(zip(kinds.values(), self._leads(template, len(candidates)), strict=True))
+        read: dict[str, list[int]] = {kind: [] for kind in kinds.values()}
+        errors, previous = [], -1
+        for p, token in enumerate(ids):
+            if token not in kinds:
+                if not torch.equal(vectors[p], self.table[token]):
+                    errors.append(f"position {p} ({token}) is not its token's embedding")
+                continue
+            kind, item = kinds[token], self.item_of(vectors[p])
+            segment, previous = self._text(ids[previous + 1 : p]), p
+            if item is None:
+                errors.append(f"{kind} placeholder at {p} after {segment[-40:]!r} holds no item")
+                continue
+            expected = (", " if read[kind] else leads[kind]) + self.titles[item] + " "
+            if segment != expected:
+                errors.append(f"{kind} placeholder at {p} holds {self.titles[item]!r} after {segment!r}")
+            read[kind].append(item)
+        for kind, items in (("history", history), ("candidates", candidates)):
+            if read[kind] != list(items):
+                errors.append(f"{kind} placeholders hold {read[kind]}, the row has {list(items)}")
+        return errors
+
+
+@dataclass
+class Rig:
+    """The decodable LLaRA model on the tiny-random backbone and the LastFM prompts."""
+
+    model: LlaraModel
+    tokenizer: PreTrainedTokenizerBase
+    data: PromptData
+    prompts_dir: Path
+    checker: Checker
+
+
+def make_decodable(model: LlaraModel) -> None:
+    """``projector(e) = (e[0], 0, ..., 0)``: Linear puts ``e[0] + SHIFT`` in hidden unit 0, GELU keeps
+    it, the second Linear takes SHIFT off; every other weight is zero."""
+    projector = model.projector
+    assert projector.norm is None and projector.user is None
+    with torch.no_grad():
+        for p in projector.parameters():
+            p.zero_()
+        first, last = projector.net[0], projector.net[2]
+        first.weight[0, 0], first.bias[0] = 1.0, SHIFT
+        last.weight[0, 0], last.bias[0] = 1.0, -SHIFT
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory, backbone_cache: Path) -> Rig:
+    """LastFM (released split) prepared, its prompts for tiny-random, and the decodable model."""
+    release = shared("data", "llara-release", "lastfm")
+    root = tmp_path_factory.mktemp("placeholders")
+    dataset, prompts_dir = root / "dataset", root / "prompts"
+    dataset.mkdir()
+    prompts_dir.mkdir()
+    prepare(PrepareConfig(source=f"llara-release:{release}", allow_pickle=True), {}, dataset)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(backbone_cache))
+        prompts.run(
+            PromptsConfig(backbone="tiny-random", max_eval_rows=VAL_ROWS), {"dataset": dataset}, prompts_dir
+        )
+        backbone = load_backbone("tiny-random")
+    data = PromptData(prompts_dir, backbone.tokenizer, seed=0)
+    table = torch.zeros(len(data.titles), 64)
+    table[:, 0] = torch.arange(len(data.titles), dtype=torch.float32)
+    model = build_llara_model(backbone, table, seed=0)
+    make_decodable(model)
+    weight = model.llm.get_input_embeddings().weight.detach()
+    checker = Checker(backbone.tokenizer, backbone.tokens, data.titles, data.templates, weight)
+    return Rig(model, backbone.tokenizer, data, prompts_dir, checker)
+
+
+@contextmanager
+def llm_inputs(rig: Rig) -> Iterator[list[torch.Tensor]]:
+    """The ``inputs_embeds`` of every forward that reaches the decoder under LoRA (None: ids only)."""
+    seen: list[torch.Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        if kwargs.get("inputs_embeds") is not None:
+            seen.append(kwargs["inputs_embeds"].detach().clone())
+
+    handle = rig.model.llm.get_base_model().get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+Record = tuple[torch.Tensor, list[EvalRow], torch.Tensor]
+
+
+def recording(embed: EmbedFn, calls: list[Record]) -> EmbedFn:
+    """``embed``, keeping each call's prompt ids (B, T), rows and output (B, T, d)."""
+
+    def wrapped(input_ids: torch.Tensor, rows: Sequence[EvalRow]) -> torch.Tensor:
+        out = embed(input_ids, rows)
+        calls.append((input_ids.clone(), list(rows), out.detach().clone()))
+        return out
+
+    return wrapped
+
+
+def eval_errors(rig: Rig, calls: list[Record], reached: list[torch.Tensor]) -> list[str]:
+    """Check every prompt an evaluator embedded, and that those embeddings are what the LLM got."""
+    errors = []
+    assert calls and len(reached) == len(calls)
+    for (ids, rows, out), got in zip(calls, reached, strict=True):
+        assert torch.equal(got[:, : out.shape[1]], out)
+        for b, row in enumerate(rows):
+            found = rig.checker.errors(
+                ids[b].tolist(), out[b], row.history_ids, row.candidate_ids, row.template
+            )
+            errors += [f"row {row.row_id} template {row.template}: {e}" for e in found]
+    return errors
+
+
+def val_rows(rig: Rig, template: int) -> list[EvalRow]:
+    return prompts.load_rows(rig.prompts_dir, "val", "hybrid", template=template)
+
+
+def has_hard_titles(rig: Rig, items: Sequence[int]) -> bool:
+    """Whether the items include a non-ASCII title and a title holding the list separator ", "."""
+    titles = [rig.data.titles[i] for i in items]
+    return any(not t.isascii() for t in titles) and any(", " in t for t in titles)
+
+
+def train_rows(rig: Rig, candidates: list[list[int]]) -> np.ndarray:
+    """Train rows with what could break alignment: ", " or non-ASCII titles, shortest / longest history."""
+    titles, histories = rig.data.titles, rig.data.train_history
+    wanted = (
+        lambda h, c: any(", " in titles[i] for i in h),
+        lambda h, c: any(not titles[i].isascii() for i in h),
+        lambda h, c: any(", " in titles[i] for i in c),
+        lambda h, c: any(not titles[i].isascii() for i in c),
+        lambda h, c: len(h) == 3,
+        lambda h, c: len(h) == 10,
+    )
+    picked = [next(r for r, h in enumerate(histories) if want(h.tolist(), candidates[r])) for want in wanted]
+    return np.array(sorted(set(picked)))
+
+
+def test_projected_items_decode_exactly(rig: Rig) -> None:
+    """The decoder is exact for all items, and no token embedding reads as an item."""
+    model, n = rig.model, len(rig.data.titles)
+    with torch.no_grad():
+        projected = project_items(model.projector, model.item_embeddings, torch.arange(n))
+    assert torch.equal(projected[:, 0], torch.arange(n, dtype=torch.float32))
+    assert not projected[:, 1:].any()
+    assert [rig.checker.item_of(v) for v in projected[:: n // 50]] == list(range(0, n, n // 50))
+    assert all(rig.checker.item_of(row) is None for row in rig.checker.table)
+
+
+@pytest.mark.parametrize("assembled", [True, False], ids=["pieces", "tokenizer"])
+def test_training_batches_align_items_with_titles(
+    rig: Rig, assembled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training (``train_batch`` + ``Batch.loss`` through ``PromptLM``), every template, both encoders."""
+    data = rig.data
+    assert data.assembled  # the default path for this tokenizer; "tokenizer" forces the fallback
+    monkeypatch.setattr(data, "assembled", assembled)
+    candidates = data.epoch_candidates(0)
+    rows = train_rows(rig, candidates)
+    lm = PromptLM(rig.model.llm, rig.model.tokens)
+    errors = []
+    for template in range(len(data.templates)):
+        batch = data.train_batch(rows, candidates, template, hybrid=True)
+        with llm_inputs(rig) as reached:
+            batch.loss(lm, rig.model.projector, rig.model.item_embeddings)
+        (emb,) = reached  # (B, L, d)
+        for b, r in enumerate(rows):
+            found = rig.checker.errors(
+                batch.input_ids[b].tolist(), emb[b], data.train_history[r].tolist(), candidates[r], template
+            )
+            errors += [f"train row {r} template {template}: {e}" for e in found]
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_validation_loss_batches_align_items_with_titles(rig: Rig) -> None:
+    """The validation loss (``Validator._loss``: stored prompt ids, ``pad_batch``, ``Batch.loss``)."""
+    validator = Validator(rig.prompts_dir, "val_loss", True, seed=0, max_rows=None, batch_size=3)
+    lm = PromptLM(rig.model.llm, rig.model.tokens)
+    seen_ids: list[torch.Tensor] = []
+    handle = lm.register_forward_pre_hook(lambda module, args: seen_ids.append(args[0].clone()))
+    try:
+        with llm_inputs(rig) as reached:
+            validator.value(rig.model, lm, rig.tokenizer, lambda x: x)
+    finally:
+        handle.remove()
+    rows = validator.rows
+    assert len(seen_ids) == len(reached) == -(-len(rows) // 3)
+    errors = []
+    for start, (ids, emb) in enumerate(zip(seen_ids, reached, strict=True)):
+        for b, row in enumerate(rows[3 * start : 3 * start + 3]):
+            found = rig.checker.errors(
+                ids[b].tolist(), emb[b], row.history_ids, row.candidate_ids, row.template
+            )
+            errors += [f"val row {row.row_id} template {row.template}: {e}" for e in found]
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_candidate_scoring_aligns_items_with_titles(rig: Rig) -> None:
+    """Candidate scoring (validation's probes and selection metric), every template: the masked scorer
+    (rows packed together, and rows split over forwards so one forward repeats a prompt) and cache-copy."""
+    rows_of = {t: val_rows(rig, t) for t in range(len(rig.data.templates))}
+    assert has_hard_titles(rig, [i for r in rows_of[0] for i in (*r.history_ids, *r.candidate_ids)])
+    longest = max(len(r.prompt_ids or ()) for rows in rows_of.values() for r in rows)
+    configs = {
+        "masked": ScoringConfig(),
+        "masked-split": ScoringConfig(max_tokens_per_forward=longest + 60),
+        "cache_copy": ScoringConfig(method="cache_copy", prompt_batch_size=3),
+    }
+    errors = []
+    for name, config in configs.items():
+        for template, rows in rows_of.items():
+            calls: list[Record] = []
+            embed = recording(hybrid_embed_fn(rig.model), calls)
+            with llm_inputs(rig) as reached:
+                score_candidates(rig.model.llm, rig.tokenizer, rows, embed, config)
+            if name == "masked-split":  # some forward holds two pieces of one row
+                assert any(len({r.row_id for r in call[1]}) < len(call[1]) for call in calls)
+            assert sorted({r.row_id for call in calls for r in call[1]}) == [r.row_id for r in rows]
+            errors += [f"{name}: {e}" for e in eval_errors(rig, calls, reached)]
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_generation_aligns_items_with_titles(rig: Rig) -> None:
+    """Generation (``evaluate_generation``, left-padded batches), every template."""
+    config = GenerationConfigEval(batch_size=3, max_new_tokens=2)
+    errors = []
+    for template in range(len(rig.data.templates)):
+        rows = val_rows(rig, template)
+        calls: list[Record] = []
+        embed = recording(hybrid_embed_fn(rig.model), calls)
+        with llm_inputs(rig) as reached:
+            evaluate_generation(rig.model.llm, rig.tokenizer, rows, embed, config)
+        assert sorted(r.row_id for call in calls for r in call[1]) == [r.row_id for r in rows]
+        errors += eval_errors(rig, calls, reached)
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_checker_catches_misaligned_items(rig: Rig) -> None:
+    """Negative control: shifted or reversed items, or no items at all, are reported (the checks above
+    cannot pass vacuously), and only in the rows that are wrong."""
+    data, model = rig.data, rig.model
+    candidates = data.epoch_candidates(0)
+    rows = train_rows(rig, candidates)
+    lm = PromptLM(model.llm, model.tokens)
+    batch = data.train_batch(rows, candidates, 0, hybrid=True)
+    n_first = len(data.train_history[rows[0]])
+    reverse_first = batch.history_items.clone()
+    reverse_first[:n_first] = reverse_first[:n_first].flip(0)
+
+    def row_errors(bad: Batch) -> list[list[str]]:
+        with llm_inputs(rig) as reached:
+            bad.loss(lm, model.projector, model.item_embeddings)
+        (emb,) = reached
+        return [
+            rig.checker.errors(
+                batch.input_ids[b].tolist(), emb[b], data.train_history[r].tolist(), candidates[r], 0
+            )
+            for b, r in enumerate(rows)
+        ]
+
+    assert not any(row_errors(batch))
+    shifted_history = row_errors(replace(batch, history_items=batch.history_items.roll(1)))
+    shifted_candidates = row_errors(replace(batch, candidate_items=batch.candidate_items.roll(1)))
+    reversed_first = row_errors(replace(batch, history_items=reverse_first))
+    not_replaced = row_errors(replace(batch, hybrid=False))
+    assert all(shifted_history) and all(shifted_candidates) and all(not_replaced)
+    assert any("holds no item" in e for e in not_replaced[0])
+    assert reversed_first[0] and not any(reversed_first[1:])
+    assert any("history placeholder" in e and "after" in e for e in reversed_first[0])
+
+    # an evaluator embedding another row's history than the prompt's
+    rows_val = val_rows(rig, 1)[:3]
+    swapped = [replace(r, history_ids=r.history_ids[::-1]) for r in rows_val]
+    calls: list[Record] = []
+    inner = hybrid_embed_fn(model)
+    embed = recording(lambda ids, _rows: inner(ids, [swapped[rows_val.index(r)] for r in _rows]), calls)
+    with llm_inputs(rig) as reached:
+        score_candidates(model.llm, rig.tokenizer, rows_val, embed, ScoringConfig())
+    found = eval_errors(rig, calls, reached)
+    assert {e.split(":")[0] for e in found} == {f"row {r.row_id} template 1" for r in rows_val}
