@@ -43,9 +43,10 @@ class PipelineProfile:
     """One recommender's own ``PretrainConfig`` values over ``pretrain`` (model -> field -> value)."""
     resources: Resources = field(default_factory=Resources)
     """Where fine-tuning runs (processes per node...); CLI options and flow parameters override it."""
-    zero_shot_val: bool = False
+    zero_shot_val: bool = True
     """Also score the backbone zero-shot on the validation rows: the level a fine-tune's validation
-    curve has to leave (the report's learning-curve figure draws it)."""
+    curve has to leave (the report's learning-curve figures draw it, in every profile, so that a
+    validation curve is never read against a test value)."""
 
     def pretrain_for(self, model: str, seed: int, **overrides: object) -> PretrainConfig:
         """The recommender config of one (model, seed) row."""
@@ -93,7 +94,6 @@ def pipeline_profile(
             EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),
             ("scoring", "generation"),
             settings,
-            zero_shot_val=True,
         )
     return PipelineProfile(
         name,

@@ -7,7 +7,7 @@ batches, candidate scoring (both scorers, rows split over forwards) and generati
 domain's templates. The prompts are real: the LLaRA authors' released LastFM split (``../shared``),
 imported by the preprocess stage, whose artist names hold punctuation, ", " and non-Latin scripts.
 
-The item table and the projector are made decodable: ``projector(E[i]) == (i, 0, ..., 0)`` exactly,
+The item table and the projector are made decodable: ``projector(E[i]) == (i, MARK, 0, ..., 0)`` exactly,
 so the item at a position of the LLM's ``inputs_embeds`` is read off its first coordinate.
 """
 
@@ -41,6 +41,8 @@ VAL_ROWS = 8
 """Validation rows per template: histories of 3, 7 and 10 items, titles with ", " and accents."""
 SHIFT = 10.0
 """Bias that puts the projector's hidden unit where GELU is the identity in fp32 (erf(7.07) == 1)."""
+MARK = 1000.0
+"""Second coordinate of every projected item: no token embedding (the zero ``<pad>`` row) reads as one."""
 
 
 @dataclass
@@ -54,9 +56,14 @@ class Checker:
     table: torch.Tensor  # (vocab, d) the LLM's token embeddings
 
     def item_of(self, vector: torch.Tensor) -> int | None:
-        """The item whose projection ``vector`` is, or None (not exactly ``(i, 0, ..., 0)``)."""
+        """The item whose projection ``vector`` is, or None (not exactly ``(i, MARK, 0, ..., 0)``)."""
         first = float(vector[0])
-        if not first.is_integer() or not 0 <= first < len(self.titles) or bool(vector[1:].any()):
+        if (
+            not first.is_integer()
+            or not 0 <= first < len(self.titles)
+            or float(vector[1]) != MARK
+            or bool(vector[2:].any())
+        ):
             return None
         return int(first)
 
@@ -120,8 +127,8 @@ class Rig:
 
 
 def make_decodable(model: LlaraModel) -> None:
-    """``projector(e) = (e[0], 0, ..., 0)``: Linear puts ``e[0] + SHIFT`` in hidden unit 0, GELU keeps
-    it, the second Linear takes SHIFT off; every other weight is zero."""
+    """``projector(e) = (e[0], MARK, 0, ..., 0)``: Linear puts ``e[0] + SHIFT`` in hidden unit 0, GELU
+    keeps it, the second Linear takes SHIFT off and writes MARK by its bias; every other weight is zero."""
     projector = model.projector
     assert projector.norm is None and projector.user is None
     with torch.no_grad():
@@ -129,7 +136,7 @@ def make_decodable(model: LlaraModel) -> None:
             p.zero_()
         first, last = projector.net[0], projector.net[2]
         first.weight[0, 0], first.bias[0] = 1.0, SHIFT
-        last.weight[0, 0], last.bias[0] = 1.0, -SHIFT
+        last.weight[0, 0], last.bias[0], last.bias[1] = 1.0, -SHIFT, MARK
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +239,7 @@ def test_projected_items_decode_exactly(rig: Rig) -> None:
     with torch.no_grad():
         projected = project_items(model.projector, model.item_embeddings, torch.arange(n))
     assert torch.equal(projected[:, 0], torch.arange(n, dtype=torch.float32))
-    assert not projected[:, 1:].any()
+    assert (projected[:, 1] == MARK).all() and not projected[:, 2:].any()
     assert [rig.checker.item_of(v) for v in projected[:: n // 50]] == list(range(0, n, n // 50))
     assert all(rig.checker.item_of(row) is None for row in rig.checker.table)
 
@@ -247,6 +254,7 @@ def test_training_batches_align_items_with_titles(
     monkeypatch.setattr(data, "assembled", assembled)
     candidates = data.epoch_candidates(0)
     rows = train_rows(rig, candidates)
+    assert has_hard_titles(rig, [i for r in rows for i in (*data.train_history[r], *candidates[r])])
     lm = PromptLM(rig.model.llm, rig.model.tokens)
     errors = []
     for template in range(len(data.templates)):
@@ -287,7 +295,7 @@ def test_validation_loss_batches_align_items_with_titles(rig: Rig) -> None:
 
 def test_candidate_scoring_aligns_items_with_titles(rig: Rig) -> None:
     """Candidate scoring (validation's probes and selection metric), every template: the masked scorer
-    (rows packed together, and rows split over forwards so one forward repeats a prompt) and cache-copy."""
+    (rows packed together, and each row split over forwards that repeat its prompt) and cache-copy."""
     rows_of = {t: val_rows(rig, t) for t in range(len(rig.data.templates))}
     assert has_hard_titles(rig, [i for r in rows_of[0] for i in (*r.history_ids, *r.candidate_ids)])
     longest = max(len(r.prompt_ids or ()) for rows in rows_of.values() for r in rows)
@@ -298,13 +306,14 @@ def test_candidate_scoring_aligns_items_with_titles(rig: Rig) -> None:
     }
     errors = []
     for name, config in configs.items():
-        for template, rows in rows_of.items():
+        for rows in rows_of.values():
             calls: list[Record] = []
             embed = recording(hybrid_embed_fn(rig.model), calls)
             with llm_inputs(rig) as reached:
                 score_candidates(rig.model.llm, rig.tokenizer, rows, embed, config)
-            if name == "masked-split":  # some forward holds two pieces of one row
-                assert any(len({r.row_id for r in call[1]}) < len(call[1]) for call in calls)
+            if name == "masked-split":  # a row's prompt is embedded again for each piece of it
+                pieces = [r.row_id for call in calls for r in call[1]]
+                assert len(pieces) > len(set(pieces))
             assert sorted({r.row_id for call in calls for r in call[1]}) == [r.row_id for r in rows]
             errors += [f"{name}: {e}" for e in eval_errors(rig, calls, reached)]
     assert not errors, "\n".join(errors[:20])
