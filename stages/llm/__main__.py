@@ -32,9 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     # the stage's progress lines, timed and named as `llara` writes them (here on stdout, with the summary)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stdout
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stdout)
     logging.getLogger("llara").setLevel(logging.INFO)
     try:
         config = apply_settings(profile(args.profile, args.domain), args.set)

@@ -56,7 +56,7 @@ class Projector(nn.Module):
             self.user = _mlp(item_dim, hidden)
             if self.norm is not None:
                 self.user.append(nn.LayerNorm(hidden))
-                nn.init.constant_(self.user[-1].weight, float(self.norm.weight[0]))
+                nn.init.constant_(self.user[-1].weight, gain if norm == "token" else 1.0)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:  # (n, item_dim) -> (n, d)
         out = self.net(items)

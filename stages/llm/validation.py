@@ -83,11 +83,8 @@ class Validator:
             target = np.array([r.target_index for r in rows], dtype=np.int64)
             if fit:
                 scores = _same_answers_out(scores, rows)
-            rank = rank_of_target(scores, target)
-            shifted = scores - scores.max(axis=1, keepdims=True)
-            log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            nll = -log_softmax[np.arange(len(rows)), target]
-            sums = np.array([(rank == 0).sum(), (1.0 / (rank + 1)).sum(), nll.sum()], dtype=np.float64)
+            hit, reciprocal, nll = candidate_probes(scores, target)
+            sums = np.array([hit.sum(), reciprocal.sum(), nll.sum()], dtype=np.float64)
         count = float(len(rows))
         if self.sharded:
             sums, count = np.array([reduce(float(x)) for x in sums]), reduce(count)
@@ -154,3 +151,17 @@ def _same_answers_out(scores: np.ndarray, rows: Sequence[EvalRow]) -> np.ndarray
         for r in rows
     ]
     return np.where(np.array(same, dtype=bool), -np.inf, scores)
+
+
+def candidate_probes(scores: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: hit at 1, reciprocal rank and candidate NLL, from ``scores`` (rows, candidates).
+
+    The NLL is minus the log-softmax of the target's score over the row's candidates (a model that
+    scores them all alike gets ln(candidates)); ranks count ties against the target, as the
+    evaluate stage does.
+    """
+    rank = rank_of_target(scores, target)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    nll = -log_softmax[np.arange(len(scores)), target]
+    return (rank == 0).astype(np.float64), 1.0 / (rank + 1.0), nll

@@ -9,14 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Report row names of the sequential recommenders (as in the paper's Table 2).
-SR_ROW_NAMES = {
-    "sasrec": "SASRec",
-    "gru4rec": "GRU4Rec",
-    "caser": "Caser",
-    "morec": "MoRec",
-    "sasrec-conv": "SASRec (conv)",
-    "sasrec-released": "SASRec (released)",
-}
+SR_ROW_NAMES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "caser": "Caser", "morec": "MoRec",
+                "sasrec-conv": "SASRec (conv)", "sasrec-released": "SASRec (released)"}
 # How an LLaRA row names its recommender where that differs from the baseline row's name.
 LLARA_SR_NAMES = {"sasrec-released": "SASRec, released", "sasrec-conv": "SASRec, conv"}
 
