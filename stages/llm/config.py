@@ -27,6 +27,10 @@ class PromptsConfig:
     """Backbone spec whose tokenizer is used (``hf:DIR``, ``smollm2-135m``, ``tiny-random``)."""
     max_eval_rows: int | None = None
     """Keep only the first N rows of each evaluation split (None: all). For smoke runs."""
+    item_order: Literal["title-first", "token-first"] = "title-first"
+    """How an item is written: ``title-first`` (LLaRA: ``title [CansEmb]``) or ``token-first``
+    (``[CansEmb] title``, a variant: in a causal LM a title's tokens then see its embedding, while
+    in LLaRA's order only the tokens after it can)."""
 
 
 @dataclass(frozen=True)

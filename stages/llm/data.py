@@ -165,6 +165,7 @@ class PromptData:
         self.tokenizer, self.seed = tokenizer, seed
         self.tokens = SpecialTokenIds.of(tokenizer)
         self.templates: list[str] = self.info["templates"]
+        self.item_order: str = self.info.get("item_order", "title-first")
         self.n_candidates: int = self.info["n_candidates"]
         self.titles: list[str] = pq.read_table(self.directory / "titles.parquet").column("title").to_pylist()
         train = pq.read_table(self.directory / "train.parquet")
@@ -195,7 +196,7 @@ class PromptData:
             for hybrid in (False, True):
                 for i in sample:
                     h, c = self.train_history[i].tolist(), candidates[i]
-                    prompts.append(render_prompt(template, self.titles, h, c, hybrid))
+                    prompts.append(render_prompt(template, self.titles, h, c, hybrid, self.item_order))
                     answers.append(self.titles[int(self.train_target[i])])
         return self.pieces.agrees_with_tokenizer(prompts, answers)
 
@@ -269,7 +270,7 @@ class PromptData:
         histories = [self.train_history[i].tolist() for i in rows]
         cans = [candidates[i] for i in rows]
         prompts = [
-            render_prompt(self.templates[template], self.titles, h, c, hybrid)
+            render_prompt(self.templates[template], self.titles, h, c, hybrid, self.item_order)
             for h, c in zip(histories, cans, strict=True)
         ]
         answers = [self.titles[int(self.train_target[i])] for i in rows]
@@ -313,7 +314,7 @@ class PromptData:
         ]
         histories = [self.train_history[i].tolist() for i in picked]
         prompts = [
-            render_prompt(self.templates[t], self.titles, h, candidates[i], hybrid)
+            render_prompt(self.templates[t], self.titles, h, candidates[i], hybrid, self.item_order)
             for t, h, i in zip(templates, histories, picked, strict=True)
         ]
         answers = [self.titles[int(self.train_target[i])] for i in picked]

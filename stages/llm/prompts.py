@@ -90,6 +90,7 @@ def materialize_eval(
     tokenizer,
     tokens: SpecialTokenIds,
     path: Path,
+    item_order: str = "title-first",
 ) -> dict[str, list]:
     """Render + tokenize every (mode, template, row) of an evaluation split; return its columns."""
     histories = split_table.column("history").to_pylist()
@@ -124,7 +125,7 @@ def materialize_eval(
         marks = {tokens.history, tokens.cans} if hybrid else {tokens.ph}
         for t, template in enumerate(templates):
             pairs = zip(histories, candidates, strict=True)
-            prompts = [render_prompt(template, titles, h, c, hybrid) for h, c in pairs]
+            prompts = [render_prompt(template, titles, h, c, hybrid, item_order) for h, c in pairs]
             answers = [titles[y] for y in targets]
             for r, enc in enumerate(encode(tokenizer, prompts, answers)):
                 placed = _positions(enc.input_ids[: enc.prompt_length], marks)
@@ -254,7 +255,9 @@ def run(config: PromptsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         if config.max_eval_rows is not None:
             part = part.slice(0, config.max_eval_rows)
         rows[split] = part.num_rows
-        columns = materialize_eval(part, split, titles, templates, tokenizer, tokens, examples_path)
+        columns = materialize_eval(
+            part, split, titles, templates, tokenizer, tokens, examples_path, config.item_order
+        )
         tables.append(pa.table(columns, schema=SCHEMA))
     pq.write_table(pa.concat_tables(tables), out_dir / "prompts.parquet")
     train = _split(examples, "train")
@@ -281,6 +284,7 @@ def run(config: PromptsConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
         "n_items": len(titles),
         "n_candidates": n_candidates,
         "templates": list(templates),
+        "item_order": config.item_order,
         "rows": rows,
         "vocab_size": len(tokenizer),
         "special_tokens": {

@@ -150,14 +150,17 @@ def write_synthetic(root: Path, config: SyntheticConfig = SyntheticConfig()) -> 
     return {"dataset": dataset, "embeddings": embeddings}
 
 
-def build_inputs(root: Path, backbone: str, config: SyntheticConfig = SyntheticConfig()) -> dict[str, Path]:
+def build_inputs(
+    root: Path, backbone: str, config: SyntheticConfig = SyntheticConfig(), item_order: str = "title-first"
+) -> dict[str, Path]:
     """The synthetic dataset, its embeddings and its prompts for ``backbone``, under ``root``."""
     from stages.llm import prompts
 
     paths = write_synthetic(root, config)
     out = root / "prompts"
     out.mkdir(parents=True, exist_ok=True)
-    prompts.run(prompts.PromptsConfig(backbone=backbone), {"dataset": paths["dataset"]}, out)
+    settings = prompts.PromptsConfig(backbone=backbone, item_order=item_order)
+    prompts.run(settings, {"dataset": paths["dataset"]}, out)
     return {**paths, "prompts": out}
 
 
@@ -224,6 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=defaults.noise, help="nearest: noise of the copy")
     parser.add_argument("--train-rows", type=int, default=defaults.train_rows, help="[default: %(default)s]")
     parser.add_argument("--eval-rows", type=int, default=defaults.eval_rows, help="val and test rows each")
+    orders = ["title-first", "token-first"]
+    parser.add_argument(
+        "--item-order", choices=orders, default=orders[0], help="prompts: [default: %(default)s]"
+    )
     schedules = ["direct", "text", "curriculum"]
     parser.add_argument("--schedule", action="append", choices=schedules, help="[default: direct, text]")
     parser.add_argument(
@@ -237,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         train_rows=args.train_rows,
         eval_rows=args.eval_rows,
     )
-    inputs = build_inputs(args.out, args.backbone, config)
+    inputs = build_inputs(args.out, args.backbone, config, args.item_order)
     settings = [*finetune_settings(args.steps, args.backbone, args.lr), f"seed={args.seed}", *args.set]
     repo = str(Path(__file__).resolve().parents[2])  # the children import this checkout's stages
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}

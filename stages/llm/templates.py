@@ -77,13 +77,28 @@ def template_indices(choice: TemplateChoice, n_templates: int) -> list[int] | No
     return [index]
 
 
+ITEM_ORDERS = ("title-first", "token-first")
+
+
 def render_prompt(
-    template: str, titles: Sequence[str], history: Sequence[int], candidates: Sequence[int], hybrid: bool
+    template: str,
+    titles: Sequence[str],
+    history: Sequence[int],
+    candidates: Sequence[int],
+    hybrid: bool,
+    item_order: str = "title-first",
 ) -> str:
-    """Fill a template: items are ``title TOKEN`` joined by ", ", TOKEN by mode (see module doc)."""
+    """Fill a template: items are ``title TOKEN`` (or ``TOKEN title``, ``item_order``) joined by ", ",
+    TOKEN by mode (see module doc)."""
+    if item_order not in ITEM_ORDERS:
+        raise ValueError(f"unknown item order {item_order!r}: one of {', '.join(ITEM_ORDERS)}")
     hist_token, cans_token = (HISTORY_EMB, CANS_EMB) if hybrid else (PH, PH)
-    history_text = ", ".join(f"{titles[i]} {hist_token}" for i in history)
-    cans_text = ", ".join(f"{titles[i]} {cans_token}" for i in candidates)
+
+    def item(i: int, token: str) -> str:
+        return f"{titles[i]} {token}" if item_order == "title-first" else f"{token} {titles[i]}"
+
+    history_text = ", ".join(item(i, hist_token) for i in history)
+    cans_text = ", ".join(item(i, cans_token) for i in candidates)
     text = template.replace(COUNT_SLOT, str(len(candidates)))
     return text.replace(HISTORY_SLOT, history_text).replace(CANS_SLOT, cans_text)
 
