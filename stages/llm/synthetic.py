@@ -197,20 +197,6 @@ def validation_curve(out: Path) -> list[tuple[int, float]]:
     return [(int(h["step"]), float(h["value"])) for h in history]
 
 
-def study_row(out: Path) -> dict[str, float]:
-    """One run's line of the lever study: rows trained, wall seconds (steps and validations), the
-    last validation's probes and the best validation HR@1."""
-    summary = json.loads((out / "summary.json").read_text())
-    history = summary["selection"]["history"]
-    last = history[-1]
-    return {
-        "rows": summary["rows_seen"],
-        "wall_s": round(summary["train_seconds"] + sum(h.get("seconds", 0.0) for h in history)),
-        "best_val_hr1": max(h["value"] for h in history),
-        **{k: last[k] for k in PROBES if k in last},
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m stages.llm.synthetic",
@@ -244,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         train_rows=args.train_rows,
         eval_rows=args.eval_rows,
     )
+    from stages.llm.study import run_line
+
     inputs = build_inputs(args.out, args.backbone, config, args.item_order)
     settings = [*finetune_settings(args.steps, args.backbone, args.lr), f"seed={args.seed}", *args.set]
     repo = str(Path(__file__).resolve().parents[2])  # the children import this checkout's stages
@@ -257,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         for point in json.loads((out / "summary.json").read_text())["selection"]["history"]:
             probes = " ".join(f"{k} {point[k]:.3f}" for k in PROBES if k in point)
             print(f"{schedule}: step {point['step']}: {probes}", flush=True)
-        print(f"{schedule}: study {json.dumps(study_row(out))}", flush=True)
+        print(f"{schedule}: study {json.dumps(run_line(out))}", flush=True)
 
 
 if __name__ == "__main__":
