@@ -23,7 +23,7 @@ from stages.inputs import read_json
 from stages.launch import Resources
 from stages.llm.config import FinetuneConfig
 from stages.preprocess.config import PrepareConfig
-from stages.report.config import SR_ROW_NAMES, ReportConfig, llara_row
+from stages.report.config import SR_ROW_NAMES, ReportConfig, llara_row, method_variants
 from stages.seqrec.config import IMPORTED_MODEL, ImportConfig, PretrainConfig, TextEmbeddingsConfig
 from tasks.common import stage_logger
 from tasks.evaluate import evaluate_task, report_task
@@ -178,7 +178,9 @@ def reproduce_flow(
     finetune_resources = replace(plan.resources, nproc_per_node=nproc)
     branches = []
     for sr_model, schedule in runs:
-        row = llara_row(sr_model, schedule)
+        row = llara_row(
+            sr_model, schedule, method_variants(plan.prompts.item_order, plan.finetune.user_token)
+        )
         for seed in seeds:
             branch = _LlaraBranch(
                 prompts_id,

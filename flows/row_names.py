@@ -12,7 +12,7 @@ from __future__ import annotations
 from artifacts import Artifact
 from stages.inputs import read_json
 from stages.item_embeddings import INFO
-from stages.report.config import llara_row
+from stages.report.config import llara_row, method_variants
 
 
 def recommender_of(embeddings: Artifact) -> str:
@@ -22,4 +22,9 @@ def recommender_of(embeddings: Artifact) -> str:
 
 def evaluation_row(trained: Artifact, embeddings: Artifact) -> str:
     """``LLaRA(SR)``, an ablation or ``TALLRec``: the row of fine-tune ``trained`` on ``embeddings``."""
-    return llara_row(recommender_of(embeddings), trained.manifest["config"]["config"]["schedule"])
+    config = trained.manifest["config"]["config"]
+    summary = read_json(trained.path / "summary.json", ())
+    variants = method_variants(
+        str(summary.get("item_order", "title-first")), str(config.get("user_token", "none"))
+    )
+    return llara_row(recommender_of(embeddings), config["schedule"], variants)

@@ -3,8 +3,9 @@
 A rendered prompt (``templates.render_prompt``) is text segments separated by placeholder tokens
 (``[PH]``, ``[HistoryEmb]``, ``[CansEmb]``). Hugging Face tokenizers cut the text at added tokens
 first and encode each segment on its own, so a prompt's ids are its segments' ids with the
-placeholders' ids between them. Every segment is a template piece or ``", " + title + " "``, so a
-dictionary of segment ids turns encoding a train row into a few dictionary lookups.
+placeholders' ids between them. Every segment is a template piece or ``", " + title + " "``
+(``" " + title + ", "`` in the token-first item order), so a dictionary of segment ids turns encoding
+a train row into a few dictionary lookups.
 
 A segment is encoded where it stands: the first one at the start of the text (the tokenizer's
 BOS and SentencePiece's prefix space apply), every other one right after a placeholder

@@ -379,6 +379,7 @@ class FinetuneRecipe(Checkpointing):
             "backbone": self.config.backbone,
             "precision": self.precision,
             "schedule": self.config.schedule,
+            "item_order": self.data.item_order,
             "seed": self.config.seed,
             "steps": self.global_step,
             "epochs": self.config.epochs,

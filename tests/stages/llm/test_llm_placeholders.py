@@ -1,4 +1,8 @@
-"""Every ``[HistoryEmb]`` / ``[CansEmb]`` carries the projected embedding of the item titled before it.
+"""Every ``[HistoryEmb]`` / ``[CansEmb]`` carries the projected embedding of the item whose title it tags.
+
+That is the title right before it (LLaRA's ``title [CansEmb]``, ``item_order="title-first"``) or right
+after it (``[CansEmb] title``, ``item_order="token-first"``); every check runs for both orders, each on
+its own prompts artifact.
 
 Why: a history whose embeddings are shifted against its titles looks exactly like a model that cannot
 compare a candidate with the history, so the alignment is pinned here, in every path that feeds a
@@ -31,7 +35,7 @@ from stages.llm.generation import GenerationConfigEval, evaluate_generation
 from stages.llm.model import LlaraModel, PromptLM, build_llara_model, project_items
 from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
 from stages.llm.scoring import ScoringConfig, score_candidates
-from stages.llm.templates import CANS_SLOT, COUNT_SLOT, HISTORY_SLOT
+from stages.llm.templates import CANS_SLOT, COUNT_SLOT, HISTORY_SLOT, ITEM_ORDERS
 from stages.llm.validation import Validator
 from stages.preprocess import PrepareConfig
 from stages.preprocess import run as prepare
@@ -43,6 +47,7 @@ SHIFT = 10.0
 """Bias that puts the projector's hidden unit where GELU is the identity in fp32 (erf(7.07) == 1)."""
 MARK = 1000.0
 """Second coordinate of every projected item: no token embedding (the zero ``<pad>`` row) reads as one."""
+assert ITEM_ORDERS == ("title-first", "token-first")  # the orders the rig is built for
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Checker:
     titles: list[str]
     templates: list[str]
     table: torch.Tensor  # (vocab, d) the LLM's token embeddings
+    item_order: str  # "title-first": ``title TOKEN``; "token-first": ``TOKEN title``
 
     def item_of(self, vector: torch.Tensor) -> int | None:
         """The item whose projection ``vector`` is, or None (not exactly ``(i, MARK, 0, ..., 0)``)."""
@@ -67,11 +73,12 @@ class Checker:
             return None
         return int(first)
 
-    def _leads(self, template: int, n_candidates: int) -> tuple[str, str]:
-        """The template text before the history and between the history and the candidates."""
+    def _pieces(self, template: int, n_candidates: int) -> tuple[str, str, str]:
+        """The template text before the history, between the history and the candidates, and after."""
         text = self.templates[template].replace(COUNT_SLOT, str(n_candidates))
-        before, after = text.split(HISTORY_SLOT)
-        return before, after.split(CANS_SLOT)[0]
+        before, rest = text.split(HISTORY_SLOT)
+        middle, after = rest.split(CANS_SLOT)
+        return before, middle, after
 
     def _text(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -86,28 +93,57 @@ class Checker:
     ) -> list[str]:
         """What is wrong with one prompt row: ids (L,) and the LLM's input vectors there, (L, d).
 
-        At each placeholder the text since the previous one must be the list's lead (template text,
-        else ", ") + the title of the item read off the vector + " "; the items read off the history
-        and candidate placeholders must be the row's history and candidates, in order; every other
-        position must hold its token's own embedding (nothing written beside the placeholders).
+        The text is cut at the placeholders: segment k lies before placeholder k, the last one after
+        the last placeholder (to the end of ``ids``: answer and padding may follow the prompt).
+        Title-first: segment k must be the list's lead (template text, else ", ") + the title of the
+        item read off placeholder k + " ", and the last segment start with the template's tail.
+        Token-first: segment 0 must be the template's head, and segment k + 1 must be " " + the title
+        of the item read off placeholder k + what follows it in the prompt (", " inside a list, the
+        template text between the lists, or, for the last candidate, the template's tail).
+        The items read off the history and candidate placeholders must be the row's history and
+        candidates, in order; every other position must hold its token's own embedding (nothing
+        written beside the placeholders).
         """
         kinds = {self.tokens.history: "history", self.tokens.cans: "candidates"}
-        leads = dict(zip(kinds.values(), self._leads(template, len(candidates)), strict=True))
-        read: dict[str, list[int]] = {kind: [] for kind in kinds.values()}
-        errors, previous = [], -1
+        before, middle, after = self._pieces(template, len(candidates))
+        leads = {"history": before, "candidates": middle}
+        title_first = self.item_order == "title-first"
+        assert title_first or self.item_order == "token-first", self.item_order
+        errors = []
+        places = []
         for p, token in enumerate(ids):
-            if token not in kinds:
-                if not torch.equal(vectors[p], self.table[token]):
-                    errors.append(f"position {p} ({token}) is not its token's embedding")
-                continue
-            kind, item = kinds[token], self.item_of(vectors[p])
-            segment, previous = self._text(ids[previous + 1 : p]), p
+            if token in kinds:
+                places.append(p)
+            elif not torch.equal(vectors[p], self.table[token]):
+                errors.append(f"position {p} ({token}) is not its token's embedding")
+        bounds = [-1, *places, len(ids)]
+        segments = [self._text(ids[a + 1 : b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        if title_first and not segments[-1].startswith(after):
+            errors.append(f"the text after the last placeholder, {segments[-1][:60]!r}, is not {after!r}")
+        if not title_first and segments[0] != before:
+            errors.append(f"the text before the first placeholder, {segments[0]!r}, is not {before!r}")
+        read: dict[str, list[int]] = {kind: [] for kind in kinds.values()}
+        for k, p in enumerate(places):
+            kind, item = kinds[ids[p]], self.item_of(vectors[p])
             if item is None:
-                errors.append(f"{kind} placeholder at {p} after {segment[-40:]!r} holds no item")
+                errors.append(f"{kind} placeholder at {p} holds no item")
                 continue
-            expected = (", " if read[kind] else leads[kind]) + self.titles[item] + " "
-            if segment != expected:
-                errors.append(f"{kind} placeholder at {p} holds {self.titles[item]!r} after {segment!r}")
+            title = self.titles[item]
+            if title_first:
+                segment = segments[k]
+                good = segment == (", " if read[kind] else leads[kind]) + title + " "
+                where = "after"
+            else:
+                segment = segments[k + 1]
+                following = kinds[ids[places[k + 1]]] if k + 1 < len(places) else None
+                if following is None:
+                    good = segment.startswith(" " + title + after)
+                else:
+                    good = segment == " " + title + (", " if following == kind else middle)
+                where = "before"
+            if not good:
+                shown = segment[-80:] if title_first else segment[:80]  # the title's end of it
+                errors.append(f"{kind} placeholder at {p} holds {title!r} {where} {shown!r}")
             read[kind].append(item)
         for kind, items in (("history", history), ("candidates", candidates)):
             if read[kind] != list(items):
@@ -140,27 +176,37 @@ def make_decodable(model: LlaraModel) -> None:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory, backbone_cache: Path) -> Rig:
-    """LastFM (released split) prepared, its prompts for tiny-random, and the decodable model."""
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LastFM (released split) prepared, once for both item orders."""
     release = shared("data", "llara-release", "lastfm")
-    root = tmp_path_factory.mktemp("placeholders")
-    dataset, prompts_dir = root / "dataset", root / "prompts"
-    dataset.mkdir()
-    prompts_dir.mkdir()
-    prepare(PrepareConfig(source=f"llara-release:{release}", allow_pickle=True), {}, dataset)
+    out = tmp_path_factory.mktemp("placeholders-dataset")
+    prepare(PrepareConfig(source=f"llara-release:{release}", allow_pickle=True), {}, out)
+    return out
+
+
+@pytest.fixture(scope="module", params=ITEM_ORDERS)
+def rig(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backbone_cache: Path,
+    dataset: Path,
+) -> Rig:
+    """The LastFM prompts for tiny-random in one item order, and the decodable model."""
+    item_order: str = request.param
+    prompts_dir = tmp_path_factory.mktemp(f"placeholders-{item_order}")
+    config = PromptsConfig(backbone="tiny-random", max_eval_rows=VAL_ROWS, item_order=item_order)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_ENV, str(backbone_cache))
-        prompts.run(
-            PromptsConfig(backbone="tiny-random", max_eval_rows=VAL_ROWS), {"dataset": dataset}, prompts_dir
-        )
+        prompts.run(config, {"dataset": dataset}, prompts_dir)
         backbone = load_backbone("tiny-random")
     data = PromptData(prompts_dir, backbone.tokenizer, seed=0)
+    assert data.item_order == item_order  # training renders in the artifact's order
     table = torch.zeros(len(data.titles), 64)
     table[:, 0] = torch.arange(len(data.titles), dtype=torch.float32)
     model = build_llara_model(backbone, table, seed=0)
     make_decodable(model)
     weight = model.llm.get_input_embeddings().weight.detach()
-    checker = Checker(backbone.tokenizer, backbone.tokens, data.titles, data.templates, weight)
+    checker = Checker(backbone.tokenizer, backbone.tokens, data.titles, data.templates, weight, item_order)
     return Rig(model, backbone.tokenizer, data, prompts_dir, checker)
 
 
@@ -335,8 +381,9 @@ def test_generation_aligns_items_with_titles(rig: Rig) -> None:
 
 
 def test_checker_catches_misaligned_items(rig: Rig) -> None:
-    """Negative control: shifted or reversed items, or no items at all, are reported (the checks above
-    cannot pass vacuously), and only in the rows that are wrong."""
+    """Negative control, in the rig's item order: shifted or reversed items, or no items at all, are
+    reported (the checks above cannot pass vacuously), and only in the rows that are wrong; and the
+    other order's checker rejects every row (the prompts are in the order the rig asked for)."""
     data, model = rig.data, rig.model
     candidates = data.epoch_candidates(0)
     rows = train_rows(rig, candidates)
@@ -346,18 +393,20 @@ def test_checker_catches_misaligned_items(rig: Rig) -> None:
     reverse_first = batch.history_items.clone()
     reverse_first[:n_first] = reverse_first[:n_first].flip(0)
 
-    def row_errors(bad: Batch) -> list[list[str]]:
+    def row_errors(bad: Batch, checker: Checker = rig.checker) -> list[list[str]]:
         with llm_inputs(rig) as reached:
             bad.loss(lm, model.projector, model.item_embeddings)
         (emb,) = reached
         return [
-            rig.checker.errors(
+            checker.errors(
                 batch.input_ids[b].tolist(), emb[b], data.train_history[r].tolist(), candidates[r], 0
             )
             for b, r in enumerate(rows)
         ]
 
     assert not any(row_errors(batch))
+    (other,) = set(ITEM_ORDERS) - {rig.checker.item_order}
+    assert all(row_errors(batch, replace(rig.checker, item_order=other)))
     shifted_history = row_errors(replace(batch, history_items=batch.history_items.roll(1)))
     shifted_candidates = row_errors(replace(batch, candidate_items=batch.candidate_items.roll(1)))
     reversed_first = row_errors(replace(batch, history_items=reverse_first))
@@ -365,7 +414,9 @@ def test_checker_catches_misaligned_items(rig: Rig) -> None:
     assert all(shifted_history) and all(shifted_candidates) and all(not_replaced)
     assert any("holds no item" in e for e in not_replaced[0])
     assert reversed_first[0] and not any(reversed_first[1:])
-    assert any("history placeholder" in e and "after" in e for e in reversed_first[0])
+    where = "after" if rig.checker.item_order == "title-first" else "before"
+    assert any(e.startswith("history placeholder") and f" {where} " in e for e in reversed_first[0])
+    assert any(e.startswith("history placeholders hold") for e in reversed_first[0])
 
     # an evaluator embedding another row's history than the prompt's
     rows_val = val_rows(rig, 1)[:3]
