@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Profile = Literal["smoke", "quick", "paper", "long"]
+Profile = Literal["smoke", "quick", "paper", "long", "cpu"]
 Schedule = Literal["curriculum", "direct", "text", "two-stage", "llara-official"]
 Recommender = Literal["sasrec", "gru4rec", "caser", "morec", "sasrec-conv"]
 StageName = Literal[  # stages.registry.NAMES

@@ -5,6 +5,8 @@
 - ``paper``: the public hyperparameters, for a GPU (SPEC §4).
 - ``long``: the paper's recipe on a CPU for a step budget T (``--max-steps T``), hours of
   training with validation on every val row (docs/long-runs.md).
+- ``cpu``: as ``long``, with the recipe chosen on validation for a small backbone on a CPU:
+  prompts with the item token before its title, ``direct``, lr 2e-3 (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from stages.llm.profiles import profile as finetune_profile
 from stages.seqrec.chosen import CHOSEN
 from stages.seqrec.config import PretrainConfig
 
-PROFILES = ("smoke", "quick", "paper", "long")
+PROFILES = ("smoke", "quick", "paper", "long", "cpu")
 
 # Stage-1 training for the paper profile per dataset domain: the settings chosen on validation,
 # the same table ``llara pretrain`` uses (stages/seqrec/chosen.py). Other domains use the defaults.
@@ -28,7 +30,7 @@ PAPER_PRETRAIN: dict[str, tuple[PretrainConfig, dict[str, dict]]] = CHOSEN
 @dataclass(frozen=True)
 class PipelineProfile:
     name: str
-    """smoke, quick, paper or long."""
+    """smoke, quick, paper, long or cpu."""
     pretrain: PretrainConfig
     """Recommender training (model and seed are filled in per row)."""
     prompts: PromptsConfig
@@ -85,11 +87,12 @@ def pipeline_profile(
             ("scoring",),
         )
     pretrain, settings = PAPER_PRETRAIN.get(domain, (PretrainConfig(), {}))
-    if name == "long":  # the paper's stage 1; the LLM stages on the CPU
+    if name in ("long", "cpu"):  # the paper's stage 1; the LLM stages on the CPU
+        item_order = "token-first" if name == "cpu" else "title-first"
         return PipelineProfile(
             name,
             pretrain,
-            PromptsConfig(backbone=finetune.backbone),
+            PromptsConfig(backbone=finetune.backbone, item_order=item_order),
             finetune,
             EvaluateConfig(backbone=finetune.backbone, batch_size=8, device="cpu"),
             ("scoring", "generation"),

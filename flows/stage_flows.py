@@ -86,7 +86,7 @@ def pretrain_flow(
         models: Recommenders to train. Empty: all four.
         seeds: Training seeds. Empty: 0.
         loss: ce (full softmax, stronger) or bce1 (one sampled negative, as in the paper).
-        profile: smoke, quick, paper or long (see the reproduce deployment).
+        profile: smoke, quick, paper, long or cpu (see the reproduce deployment).
         settings: FIELD=VALUE overrides of PretrainConfig (e.g. lr=3e-3).
         refresh: Recompute even when a valid cached artifact exists.
         store: Artifact store directory. Empty: the worker's (LLARA_STORE, else .llara/store).
@@ -158,7 +158,7 @@ def prompts_flow(
 
     Args:
         data: Prepared-dataset artifact id. Empty: the latest.
-        profile: smoke, quick, paper or long (see the reproduce deployment).
+        profile: smoke, quick, paper, long or cpu (see the reproduce deployment).
         backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
         settings: FIELD=VALUE overrides of PromptsConfig (e.g. max_eval_rows=8).
         refresh: Recompute even when a valid cached artifact exists.
@@ -194,7 +194,7 @@ def finetune_flow(
         embeddings: Item-embedding artifact id. Empty: the latest.
         schedule: curriculum (LLaRA), direct, text (TALLRec), two-stage or llara-official.
         seed: Training seed.
-        profile: smoke, quick, paper or long (see the reproduce deployment).
+        profile: smoke, quick, paper, long or cpu (see the reproduce deployment).
         backbone: smollm2-135m, tiny-random or hf:DIR; must be the prompts'. Empty: the profile's.
         settings: FIELD=VALUE overrides of FinetuneConfig (e.g. max_steps=100).
         refresh: Recompute even when a valid cached artifact exists.
@@ -246,7 +246,7 @@ def evaluate_flow(
         model: Fine-tuned model artifact id. Empty: the latest.
         mode: scoring (candidate likelihood) or generation (greedy answer, the paper's numbers).
         zero_shot: Evaluate the backbone without fine-tuning instead.
-        profile: smoke, quick, paper or long (see the reproduce deployment).
+        profile: smoke, quick, paper, long or cpu (see the reproduce deployment).
         backbone: smollm2-135m, tiny-random or hf:DIR. Empty: the profile's.
         endpoint: Base URL of an OpenAI-compatible endpoint for a zero-shot row. Empty: off.
         endpoint_model: The model name sent to the endpoint.

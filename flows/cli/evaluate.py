@@ -35,7 +35,7 @@ def evaluate_command(
         EvalMode, typer.Option(help="Candidate scoring or greedy generation.")
     ] = EvalMode.scoring,
     profile: Annotated[
-        str, typer.Option(help="smoke, quick, paper or long: batch sizes, row limits.")
+        str, typer.Option(help="smoke, quick, paper, long or cpu: batch sizes, row limits.")
     ] = "quick",
     store: StoreOption = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute even if cached.")] = False,

@@ -21,7 +21,9 @@ ProfileOption = Annotated[
     str,
     typer.Option(
         help="smoke (tiny LLM, ~1 min), quick (SmolLM2-135M on CPU, ~10 min), paper (GPU), "
-        "long (the paper's recipe on CPU for --max-steps T steps; docs/long-runs.md)."
+        "long (the paper's recipe on CPU for --max-steps T steps; docs/long-runs.md), "
+        "cpu (as long, with the recipe chosen for a small LLM on CPU: item token first, direct, lr 2e-3; "
+        "docs/learning.md)."
     ),
 ]
 MaxStepsOption = Annotated[
@@ -29,7 +31,7 @@ MaxStepsOption = Annotated[
     typer.Option(
         min=1,
         help="Fine-tuning budget T in optimizer steps: the curriculum and the learning-rate schedule end "
-        "there, and the long profile spaces its validations over it [default: the profile's].",
+        "there, and the long and cpu profiles space their validations over it [default: the profile's].",
     ),
 ]
 BackboneOption = Annotated[

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompts", type=Path, required=True, help="prompts artifact directory")
     parser.add_argument("--embeddings", type=Path, required=True, help="item-embedding artifact directory")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--profile", default="smoke", help="smoke, quick, paper or long")
+    parser.add_argument("--profile", default="smoke", help="smoke, quick, paper, long or cpu")
     parser.add_argument("--domain", default="movie")
     parser.add_argument("--checkpoint-dir", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")

@@ -24,6 +24,10 @@ after 150 steps with twenty one-token titles, in ``text`` and ``direct`` alike).
 words the answer is a choice among four tokens, and the check asks only whether the embeddings
 reach the model where the titles are.
 
+Item order (``--item-order``): LLaRA writes ``title [CansEmb]``; in a causal LM a title's tokens then
+never see their item's embedding, and ``nearest`` stays at chance (docs/learning.md). Written
+``[CansEmb] title`` (``token-first``, the default here, the ``cpu`` profile's) it learns in 50 steps.
+
 ``python -m stages.llm.synthetic --out DIR`` builds the data, prompts and embeddings, fine-tunes
 ``direct`` and ``text`` through ``python -m stages.llm`` (the finetune stage, DeepSpeed) and prints
 each run's validation HR@1 against chance: a check, minutes long, before hours go into a real run.
@@ -151,7 +155,7 @@ def write_synthetic(root: Path, config: SyntheticConfig = SyntheticConfig()) -> 
 
 
 def build_inputs(
-    root: Path, backbone: str, config: SyntheticConfig = SyntheticConfig(), item_order: str = "title-first"
+    root: Path, backbone: str, config: SyntheticConfig = SyntheticConfig(), item_order: str = "token-first"
 ) -> dict[str, Path]:
     """The synthetic dataset, its embeddings and its prompts for ``backbone``, under ``root``."""
     from stages.llm import prompts
@@ -165,8 +169,8 @@ def build_inputs(
 
 
 def finetune_settings(steps: int, backbone: str, lr: float) -> list[str]:
-    """``--set`` overrides of the smoke profile for one synthetic run: 8 rows a step, every val row,
-    four validations, no LoRA dropout (a short run; the signal is what matters)."""
+    """``--set`` overrides of the ``cpu`` profile (the chosen recipe: ``direct``, no LoRA dropout) for
+    one synthetic run: 8 rows a step, ``steps`` steps, every val row, four validations."""
     return [
         f"backbone={backbone}",
         "max_train_rows=none",
@@ -183,7 +187,7 @@ def finetune_settings(steps: int, backbone: str, lr: float) -> list[str]:
 
 def finetune_command(inputs: dict[str, Path], out: Path, schedule: str, settings: list[str]) -> list[str]:
     """``python -m stages.llm ...`` for one synthetic fine-tune (the finetune stage as users run it)."""
-    command = [sys.executable, "-m", "stages.llm", "--profile", "smoke"]
+    command = [sys.executable, "-m", "stages.llm", "--profile", "cpu"]
     command += ["--prompts", str(inputs["prompts"]), "--embeddings", str(inputs["embeddings"])]
     command += ["--out", str(out)]
     for item in [*settings, f"schedule={schedule}"]:
