@@ -18,6 +18,7 @@ and the hit counts are summed over ranks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -60,12 +61,14 @@ class Validator:
 
     @torch.no_grad()
     def measure(self, model: LlaraModel, lm: torch.nn.Module, tokenizer, reduce: Reduce) -> dict[str, float]:
-        """The selection metric (``value``) and the probes ``val_hr1/mrr/nll`` (and ``fit_*``) now."""
+        """The selection metric (``value``) and the probes ``val_hr1/mrr/nll`` (and ``fit_*`` with
+        ``fit_seconds``, what the fit sample cost) now."""
         self.pad_id = pad_id(tokenizer)
         probes = {f"val_{k}": v for k, v in self._probes(model, tokenizer, self.rows, reduce).items()}
         if self.fit_rows:
+            start = time.perf_counter()
             fit = self._probes(model, tokenizer, self.fit_rows, reduce, fit=True)
-            probes |= {f"fit_{k}": v for k, v in fit.items()}
+            probes |= {f"fit_{k}": v for k, v in fit.items()} | {"fit_seconds": time.perf_counter() - start}
         value = (
             probes["val_hr1"] if self.metric == "scoring_hr1" else self.value(model, lm, tokenizer, reduce)
         )
