@@ -186,14 +186,18 @@ def plot_learning_curves(
 
 
 def probes_figure(
-    curves: list[Curve], references: list[Reference], info: dict[str, str], n_candidates: int
+    curves: list[Curve],
+    references: list[Reference],
+    info: dict[str, str],
+    n_candidates: int,
+    nll_references: list[Reference] | None = None,
 ) -> plt.Figure:
     """The learning probes: HR@1 (top) and candidate NLL (bottom) against steps and tokens.
 
     Validation solid, the fit sample of training rows dashed, one colour per fine-tune; chance
     (1 / candidates, ln candidates) and the ``references`` (zero-shot, recommenders on validation)
-    as grey lines on the HR@1 panels. Fit at chance: the model does not learn the task; fit high
-    and validation low: it does not generalise.
+    as grey lines on the HR@1 panels, ``nll_references`` on the NLL panels. Fit at chance: the model
+    does not learn the task; fit high and validation low: it does not generalise.
     """
     fig, axes = plt.subplots(2, 2, figsize=(13, 8), sharey="row")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -214,15 +218,10 @@ def probes_figure(
                             x, values, ls=style, marker="o", ms=3, color=colors[i % len(colors)], label=label
                         )
             ax.axhline(chance, color="0.6", lw=1.0, label=f"chance {chance:.3f}")
-            if probe == "hr1":
-                for j, ref in enumerate(references):
-                    ax.axhline(
-                        ref.value,
-                        color="0.35",
-                        ls=("--", ":", "-.")[j % 3],
-                        lw=1.0,
-                        label=f"{ref.label} {ref.value:.3f}",
-                    )
+            lines = references if probe == "hr1" else nll_references or []
+            for j, ref in enumerate(lines):
+                style = ("--", ":", "-.")[j % 3]
+                ax.axhline(ref.value, color="0.35", ls=style, lw=1.0, label=f"{ref.label} {ref.value:.3f}")
             ax.set_xlabel(xlabel)
             ax.set_ylabel({"hr1": "HR@1", "nll": "candidate NLL (nats)"}[probe] if col == 0 else "")
             ax.grid(alpha=0.3)
@@ -246,10 +245,15 @@ def probes_figure(
 
 
 def plot_probes(
-    curves: list[Curve], references: list[Reference], info: dict[str, str], n_candidates: int, path: Path
+    curves: list[Curve],
+    references: list[Reference],
+    info: dict[str, str],
+    n_candidates: int,
+    path: Path,
+    nll_references: list[Reference] | None = None,
 ) -> Path:
     """``probes_figure`` saved to ``path``."""
-    fig = probes_figure(curves, references, info, n_candidates)
+    fig = probes_figure(curves, references, info, n_candidates, nll_references)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
