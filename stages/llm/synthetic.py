@@ -217,9 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=defaults.noise, help="nearest: noise of the copy")
     parser.add_argument("--train-rows", type=int, default=defaults.train_rows, help="[default: %(default)s]")
     parser.add_argument("--eval-rows", type=int, default=defaults.eval_rows, help="val and test rows each")
-    orders = ["title-first", "token-first"]
+    orders = ["token-first", "title-first"]
     parser.add_argument(
-        "--item-order", choices=orders, default=orders[0], help="prompts: [default: %(default)s]"
+        "--item-order", choices=orders, default=orders[0], help="title-first is LLaRA's [default: %(default)s]"
     )
     schedules = ["direct", "text", "curriculum"]
     parser.add_argument("--schedule", action="append", choices=schedules, help="[default: direct, text]")
