@@ -219,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-rows", type=int, default=defaults.eval_rows, help="val and test rows each")
     orders = ["token-first", "title-first"]
     parser.add_argument(
-        "--item-order", choices=orders, default=orders[0], help="title-first is LLaRA's [default: %(default)s]"
+        "--item-order",
+        choices=orders,
+        default=orders[0],
+        help="title-first is LLaRA's [default: %(default)s]",
     )
     schedules = ["direct", "text", "curriculum"]
     parser.add_argument("--schedule", action="append", choices=schedules, help="[default: direct, text]")
