@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 BOOTSTRAP_SAMPLES = 1000
+PROBES: tuple[str, ...] = ("val_hr1", "val_mrr", "val_nll", "fit_hr1", "fit_mrr", "fit_nll")
+"""The learning probes of a fine-tune's validation point (``candidate_probes`` on the validation rows
+and on the fit sample of training rows; ``stages.llm.validation``), in display order."""
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,17 @@ def ranking_report(rank: np.ndarray, seed: int = 0) -> dict[str, Estimate]:
         "hr@5": bootstrap(hit_at_k(rank, 5), seed),
         "ndcg@5": bootstrap(ndcg_at_k(rank, 5), seed),
     }
+
+
+def candidate_probes(scores: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: hit at 1, reciprocal rank and candidate NLL, from ``scores`` (rows, candidates).
+
+    The NLL is minus the log-softmax of the target's score over the row's candidates (a model that
+    scores them all alike gets ln(candidates)); ranks count ties against the target, as the
+    evaluate stage does.
+    """
+    rank = rank_of_target(scores, target)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    nll = -log_softmax[np.arange(len(scores)), target]
+    return (rank == 0).astype(np.float64), 1.0 / (rank + 1.0), nll

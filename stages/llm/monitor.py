@@ -20,7 +20,8 @@ import torch
 
 from stages.item_embeddings import INFO
 from stages.llm.config import FinetuneConfig
-from stages.llm.selection import PROBES, Selection
+from stages.llm.selection import Selection
+from stages.metrics import PROBES
 from stages.progress import Progress, report_table
 from stages.tensorboard import Curves
 

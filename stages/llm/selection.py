@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 
 METRICS: tuple[str, ...] = ("scoring_hr1", "generation_hr1", "val_loss")
-PROBES: tuple[str, ...] = ("val_hr1", "val_mrr", "val_nll", "fit_hr1", "fit_mrr", "fit_nll")
-"""The learning probes of a validation point, in display order (``stages.llm.validation``)."""
 
 
 @dataclass

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.llm.selection import PROBES
+from stages.metrics import PROBES
 
 HISTORY = 3
 """Items in every row's history (unmarked, of the row's own split)."""

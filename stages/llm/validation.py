@@ -31,7 +31,7 @@ from stages.llm.model import LlaraModel
 from stages.llm.prompts import load_rows
 from stages.llm.rows import EvalRow, hybrid_embed_fn, pad_id
 from stages.llm.scoring import ScoringConfig, score_candidates
-from stages.metrics import rank_of_target
+from stages.metrics import candidate_probes, rank_of_target
 
 Reduce = Callable[[float], float]
 """Sum of a float over ranks (identity in one process)."""
@@ -154,17 +154,3 @@ def _same_answers_out(scores: np.ndarray, rows: Sequence[EvalRow]) -> np.ndarray
         for r in rows
     ]
     return np.where(np.array(same, dtype=bool), -np.inf, scores)
-
-
-def candidate_probes(scores: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: hit at 1, reciprocal rank and candidate NLL, from ``scores`` (rows, candidates).
-
-    The NLL is minus the log-softmax of the target's score over the row's candidates (a model that
-    scores them all alike gets ln(candidates)); ranks count ties against the target, as the
-    evaluate stage does.
-    """
-    rank = rank_of_target(scores, target)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    nll = -log_softmax[np.arange(len(scores)), target]
-    return (rank == 0).astype(np.float64), 1.0 / (rank + 1.0), nll

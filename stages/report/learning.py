@@ -15,11 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
+from stages.metrics import PROBES
 from stages.report.config import SR_ROW_NAMES
-
-PROBES = ("val_hr1", "val_mrr", "val_nll", "fit_hr1", "fit_mrr", "fit_nll")
-"""The learning probes a validation point may hold (``stages.llm.selection.PROBES``; the report
-does not import the training code)."""
 
 REFERENCE_MODE = {"scoring_hr1": "scoring", "generation_hr1": "generation"}
 """The evaluation mode whose HR@1 a validation metric is; ``val_loss`` has no reference rows."""

@@ -20,8 +20,8 @@ from stages.llm.data import PromptData
 from stages.llm.model import build_llara_model, load_trained
 from stages.llm.projector import Projector, token_rms
 from stages.llm.rows import EvalRow
-from stages.llm.selection import PROBES
-from stages.llm.validation import _same_answers_out, candidate_probes
+from stages.llm.validation import _same_answers_out
+from stages.metrics import PROBES, candidate_probes
 from tasks.common import identity_of
 from tests.stages.llm._run import _run
 
