@@ -23,8 +23,8 @@ def recommender_of(embeddings: Artifact) -> str:
 def evaluation_row(trained: Artifact, embeddings: Artifact) -> str:
     """``LLaRA(SR)``, an ablation or ``TALLRec``: the row of fine-tune ``trained`` on ``embeddings``."""
     config = trained.manifest["config"]["config"]
-    summary = read_json(trained.path / "summary.json", ())
-    variants = method_variants(
-        str(summary.get("item_order", "title-first")), str(config.get("user_token", "none"))
-    )
+    summary_path = trained.path / "summary.json"  # a fine-tune from before item orders: LLaRA's
+    summary = read_json(summary_path) if summary_path.is_file() else {}
+    item_order = str(summary.get("item_order", "title-first"))
+    variants = method_variants(item_order, str(config.get("user_token", "none")))
     return llara_row(recommender_of(embeddings), config["schedule"], variants)

@@ -53,6 +53,18 @@ def test_the_row_comes_from_what_the_embeddings_record(tmp_path, stage, model, s
     assert evaluation_row(_finetune(store, schedule), embeddings) == row
 
 
+def test_a_method_variant_names_its_row(tmp_path) -> None:
+    store = ArtifactStore(tmp_path)
+    embeddings = _embeddings(store, "embeddings", model="sasrec")
+
+    def produce(out: Path) -> None:
+        (out / "summary.json").write_text(json.dumps({"item_order": "token-first"}))
+
+    config = {"config": {"schedule": "direct", "seed": 0, "user_token": "last-item"}}
+    trained, _ = store.build("finetune", config, {}, "test", produce)
+    assert evaluation_row(trained, embeddings) == "LLaRA+token-first+user(SASRec) [direct]"
+
+
 def test_embeddings_that_record_no_recommender_are_one_line_naming_the_field(tmp_path) -> None:
     store = ArtifactStore(tmp_path)
     embeddings = _embeddings(store, "embeddings", dataset="tiny")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from stages.metrics import PROBES
 from tests.stages._tensorboard import scalars
 from tests.stages.llm._run import _kill_at, _train
 
@@ -25,6 +26,8 @@ def _expected(out: Path) -> dict[str, list[tuple[int, float]]]:
     }
     curves["train/tokens_per_s"] = [(r["step"], f32(r["tokens"] / r["seconds"])) for r in log]
     curves[f"val/{selection['metric']}"] = [(h["step"], f32(h["value"])) for h in selection["history"]]
+    for probe in PROBES:  # the learning probes of every validation
+        curves[f"probe/{probe}"] = [(h["step"], f32(h[probe])) for h in selection["history"]]
     return curves
 
 
