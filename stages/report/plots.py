@@ -122,6 +122,19 @@ def plot_training(
     return path
 
 
+def _titled(
+    fig: plt.Figure, heading: str, splits: list[str], curves: list[Curve], info: dict[str, str]
+) -> plt.Figure:
+    """``fig`` with the caption of a curves figure (dataset, splits, runs, seeds, backbone), laid out."""
+    names = [c.label for c in curves]
+    text = caption(
+        [info.get("dataset")], splits, names, [info.get("seeds")], [info.get("backbone")], width=130
+    )
+    fig.suptitle(f"{heading} — {text}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def learning_figure(
     curves: list[Curve], references: list[Reference], metric: str, info: dict[str, str]
 ) -> plt.Figure:
@@ -159,20 +172,7 @@ def learning_figure(
     axes[0].set_ylim(low, high)
     axes[0].set_ylabel(f"validation {metric}")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(
-        f"validation {metric} (star: kept step) — "
-        + caption(
-            [info.get("dataset")],
-            ["val"],
-            [c.label for c in curves],
-            [info.get("seeds")],
-            [info.get("backbone")],
-            width=130,
-        ),
-        fontsize=9,
-    )
-    fig.tight_layout()
-    return fig
+    return _titled(fig, f"validation {metric} (star: kept step)", ["val"], curves, info)
 
 
 def plot_learning_curves(
@@ -228,20 +228,8 @@ def probes_figure(
     axes[0, 0].set_ylim(0.0, 1.0)
     axes[0, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[1, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(
-        "learning probes: validation (solid) and fit on training rows (dashed) — "
-        + caption(
-            [info.get("dataset")],
-            ["val", "train"],
-            [c.label for c in curves],
-            [info.get("seeds")],
-            [info.get("backbone")],
-            width=130,
-        ),
-        fontsize=9,
-    )
-    fig.tight_layout()
-    return fig
+    heading = "learning probes: validation (solid) and fit on training rows (dashed)"
+    return _titled(fig, heading, ["val", "train"], curves, info)
 
 
 def plot_probes(
