@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # First call on the lent GPU machine (carry .dev/a, see pack.py): install the carried wheels, keep
-# GGUF part 1 for rows.sh, then measure on random weights with the real shapes (issue 13's targets):
+# GGUF part 1 for rows.sh, then measure on random weights with the real shapes (the GPU speed targets):
 #   1. SmolLM2-135M LoRA training, ours vs a plain transformers.Trainer, bf16, by micro-batch, and
 #      the top kernels of ours at its fastest micro-batch;
 #   2. candidate scoring and generation rows/s;

@@ -69,9 +69,10 @@ def profile(name: str, domain: str = "movie", **overrides: object) -> FinetuneCo
         # projector) on a CPU, for a budget of T = max_steps optimizer steps: the scheduler and the
         # curriculum end where the run ends (5 epochs, the paper's, cap it). Effective batch 16, not
         # 128: on 2 cores a 128-row step of SmolLM2 takes minutes, so hours give a few dozen steps;
-        # 16 is the issue-24 pilot's batch (its loss fell; its validation stayed at chance over 150
-        # steps), not yet compared with larger batches on validation. Every val row is scored at
-        # LONG_VALIDATIONS points spread over T, and checkpoints keep a killed run's curve.
+        # 16 is the batch of the pilot before the long-run experiment (its loss fell; its validation
+        # stayed at chance over 150 steps), not yet compared with larger batches on validation. Every
+        # val row is scored at LONG_VALIDATIONS points spread over T, and checkpoints keep a killed
+        # run's curve.
         steps = int(overrides.get("max_steps") or LONG_STEPS)  # type: ignore[call-overload]
         config = FinetuneConfig(
             backbone="smollm2-135m",
