@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -26,24 +29,52 @@ def available_cores() -> int:
 @contextmanager
 def scoped_process_state() -> Iterator[None]:
     """Run a block, then restore torch's thread count, every RNG state, the deterministic-algorithms
-    flag and the environment variables to what they were before it."""
-    import torch  # here, not at the top: a fully cached run never loads torch
+    flag and the environment variables to what they were before it.
 
-    threads = torch.get_num_threads()
-    python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    deterministic = torch.are_deterministic_algorithms_enabled()
+    A stage that computes without torch (``prepare``) must not pay its import (about 2.5 s): torch's
+    state is saved only when torch is already loaded, as it is once a stage module that uses it
+    has been imported. If the block loads torch itself, torch's defaults are put back after it."""
+    torch = sys.modules.get("torch")
+    python_rng, numpy_rng = random.getstate(), np.random.get_state()
     environment = dict(os.environ)
+    saved = _torch_state(torch) if torch is not None else None
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
         random.setstate(python_rng)
         np.random.set_state(numpy_rng)
-        torch.random.set_rng_state(torch_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
-        torch.use_deterministic_algorithms(deterministic)
         for key in set(os.environ) - set(environment):
             del os.environ[key]
         os.environ.update(environment)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            _restore_torch_state(torch, saved)
+
+
+def _torch_state(torch: ModuleType) -> dict[str, Any]:
+    return {
+        "threads": torch.get_num_threads(),
+        "rng": torch.random.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def _restore_torch_state(torch: ModuleType, saved: dict[str, Any] | None) -> None:
+    if saved is None:  # loaded inside the block: back to what a fresh import would give
+        torch.set_num_threads(_default_threads())
+        torch.use_deterministic_algorithms(False)
+        return
+    torch.set_num_threads(saved["threads"])
+    torch.random.set_rng_state(saved["rng"])
+    if saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    torch.use_deterministic_algorithms(saved["deterministic"])
+
+
+def _default_threads() -> int:
+    """torch's own default: OMP_NUM_THREADS when set, else the cores this process may run on."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return available_cores()

@@ -49,9 +49,7 @@ def finetune_launched(
     logger = stage_logger()
     if resources.node_rank == 0:
         run = partial(run_launched, resources=resources, logger=logger)
-        artifact, _ = run_stage(
-            "finetune", single, inputs, store, refresh=refresh, resumable=True, run=run
-        )
+        artifact, _ = run_stage("finetune", single, inputs, store, refresh=refresh, resumable=True, run=run)
         return artifact
     aid = artifact_id(
         "finetune",

@@ -51,7 +51,7 @@ def prepare_command(
 ) -> None:
     """Turn a raw data source into a prepared-dataset artifact (Parquet + card)."""
     from stages.preprocess import PrepareConfig
-    from tasks.prepare import prepare as prepare_fn
+    from tasks.direct import prepare as prepare_fn
 
     try:
         config = PrepareConfig(source=source, seed=seed, title_mode=title_mode.value,
