@@ -34,6 +34,12 @@ from stages.errors import DataError
 
 app = typer.Typer(
     help="Reproducible LLaRA: prepare data, pretrain recommenders, fine-tune an LLM, evaluate, report.",
+    # The report ends with the same places (stages.report.report.SEE_ALSO; tests/test_docs_links.py).
+    epilog=(
+        "How much of LLaRA the project reproduces today: README.md, \"What it reproduces today\". "
+        "Every result with its command: docs/results.md; why the small LLM's rows are not learning "
+        "yet: docs/learning.md; every document: docs/README.md (paths in the llara-pipeline repository)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -47,6 +47,12 @@ METRIC_COLUMNS = (
     ("hr@5", "HR@5"),
     ("ndcg@5", "NDCG@5"),
 )
+# Where a reader goes next; `llara --help` names the same places (tests/test_docs_links.py).
+SEE_ALSO = (
+    "How much of LLaRA the project reproduces today: README.md, \"What it reproduces today\". "
+    "Every result with its command: docs/results.md; why the small LLM's rows are not learning yet: "
+    "docs/learning.md; every document: docs/README.md (paths in the llara-pipeline repository)."
+)
 SHORT = {
     "paper_table2": "paper",
     "repo_readme_2024_07": "README 2024-07",
@@ -213,6 +219,10 @@ def render_markdown(
         "Our `zero-shot` row corresponds to the paper's `Llama2` row (on our backbone).",
         "Rows on the authors' released SASRec checkpoint or their SASRec architecture (`released`,",
         "`conv`) are set beside the published SASRec and LLaRA(SASRec) numbers.",
+        "",
+        "## Where this stands",
+        "",
+        SEE_ALSO,
         "",
     ]
     if figures:
