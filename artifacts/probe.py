@@ -7,7 +7,7 @@ filesystems (ext4, xfs, btrfs, tmpfs) and NFSv4 / Lustre / GPFS / CephFS mounted
 keep both; NFS mounted ``nolock`` or ``local_lock=flock`` (locks only on one host), SMB/CIFS
 without POSIX locks and object-store FUSE mounts (s3fs, gcsfuse: rename is copy + delete) do not.
 The probe runs once per store root and process, in ``root/tmp``; a probe on one host cannot see
-whether another host's locks are honoured, so the README says which mounts to use.
+whether another host's locks are honoured, so docs/distributed.md says which mounts to use.
 """
 
 from __future__ import annotations
@@ -92,6 +92,6 @@ def check_store_filesystem(root: Path) -> None:
         raise ArtifactError(
             f"{root}: the artifact store needs {' and '.join(failed)} to hold, and a probe on this "
             f"{filesystem_type(root)} filesystem shows it does not; put the store on a local disk or a "
-            "shared filesystem with working locks (README: On several GPUs and machines)"
+            "shared filesystem with working locks (docs/distributed.md)"
         )
     _PROBED.add(root.resolve())

@@ -397,7 +397,8 @@ def main() -> None:
         if best.get(key):
             tokens, share = best[key]["tokens_per_s"], best[key]["roofline_4n"]
             print(f"{key}: {tokens:.0f} tok/s, {share:.0%} of the GEMM roofline by 4N")
-    fastest = next((best[f"ours_{p}"] for p in precisions if best.get(f"ours_{p}")), None)
+    measured = [best[f"ours_{p}"] for p in precisions if best.get(f"ours_{p}")]
+    fastest = max(measured, key=lambda r: r["tokens_per_s"]) if measured else None
     if args.profile_steps and fastest:
         spec = {**fastest["config"], "max_steps": args.profile_steps, "lora_dropout": args.lora_dropout}
         result["profile"] = measure("profile", spec, prompts_dir, embeddings, work / "profile")

@@ -34,6 +34,7 @@ from stages.errors import DataError
 from stages.files import locked, sha256_file
 from stages.inputs import read_json, safetensors_header
 from stages.llm import random_backbone
+from stages.llm.attention import use_fast_attention
 from stages.llm.templates import SPECIAL_TOKENS
 
 CACHE_ENV = "LLARA_BACKBONE_CACHE"
@@ -302,4 +303,5 @@ def load_backbone(
                 out.weight[old:] = out.weight[:old].mean(dim=0, keepdim=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.requires_grad_(False)
+    use_fast_attention(model)
     return Backbone(spec=spec, model=model, tokenizer=tokenizer, tokens=SpecialTokenIds.of(tokenizer))
