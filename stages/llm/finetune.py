@@ -72,6 +72,11 @@ class FinetuneRecipe(Checkpointing):
         self.selection: Selection | None = None
         self.best: BestState | None = None
         self.resumed_at: list[int] = []  # the step of every resume from a checkpoint
+        # Wall-clock parts of this process's run that are not step or validation time, for the
+        # budget planner (``stages.llm.budget``): a plan that leaves them out undershoots.
+        self.started = time.perf_counter()
+        self.setup_seconds = 0.0
+        self.checkpoint_seconds: list[float] = []
 
     # ----- setup ---------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class FinetuneRecipe(Checkpointing):
             self.out_dir, cfg, self.total_steps, self.rank, self.world, self.device, self.embeddings_dir
         )
         self.monitor.start(self.log, self.selection)
+        self.setup_seconds = time.perf_counter() - self.started
 
     # ----- training ------------------------------------------------------------------------
 
@@ -290,7 +296,9 @@ class FinetuneRecipe(Checkpointing):
                         and self.global_step % cfg.checkpoint_every == 0
                         and self.checkpoint_dir is not None
                     ):
+                        saving = time.perf_counter()
                         self.save_checkpoint()
+                        self.checkpoint_seconds.append(time.perf_counter() - saving)
                 if self.step_in_epoch >= self.steps_per_epoch:
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
 
@@ -402,6 +410,10 @@ class FinetuneRecipe(Checkpointing):
             },
             "train_seconds": float(sum(r["seconds"] for r in self.log)),
             "train_tokens": int(sum(r["tokens"] for r in self.log)),
+            # this process's wall clock from set-up to here (a resumed run: since its resume)
+            "setup_seconds": self.setup_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "wall_seconds": time.perf_counter() - self.started,
             # how much it trained, for the report: rows of the steps run, and the whole train split
             "rows_seen": self.global_step * self.config.micro_batch * self.micro_per_step,
             "dataset_train_rows": pq.ParquetFile(self.prompts_dir / "train.parquet").metadata.num_rows,

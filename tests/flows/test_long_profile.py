@@ -36,6 +36,14 @@ def test_budget_suggests_the_steps_that_fit_with_the_validations() -> None:
     assert pilot.steps_for(7200) == 3285 and pilot.steps_for(60) == 0
 
 
+def test_budget_counts_set_up_and_checkpoints_both_ways() -> None:
+    pilot = PilotTiming(step_seconds=2.0, validation_seconds=30.0, steps=20, setup_seconds=40.0,
+                        checkpoint_seconds=5.0)
+    # 200 steps: 40 + 400 + 21 x 30 + 8 checkpoints x 5 = 1110 s
+    assert pilot.seconds_for(200) == pytest.approx(1110.0)
+    assert pilot.steps_for(1110.0) == 200 and pilot.seconds_for(pilot.steps_for(7200)) <= 7200
+
+
 def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
     store_with_inputs: tuple[Path, str, str],  # noqa: F811
     backbone_cache: Path,
@@ -59,6 +67,7 @@ def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
     assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6] and all(h["seconds"] > 0 for h in history)
     timing = read_pilot(out)
     assert timing.steps == 6 and timing.step_seconds > 0 and timing.validation_seconds > 0
+    assert timing.setup_seconds > 0 and summary["wall_seconds"] > summary["train_seconds"]
     # the same command again: the same artifact, from the cache
     again = llara(*args, store=store, cache=backbone_cache)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(out)
