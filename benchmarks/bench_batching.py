@@ -59,8 +59,14 @@ def encoded_rows(data: PromptData, n: int) -> list[Row]:
 
 def padded_step(lm: PromptLM, group: list[Row], pad_id: int) -> tuple[torch.Tensor, int, int]:
     """(summed answer loss, real tokens, padded tokens) of one right-padded micro-batch."""
-    batch = pad_batch([r[0] for r in group], [r[1] for r in group], [[]] * len(group), [[]] * len(group),
-                      pad_id, hybrid=False)
+    batch = pad_batch(
+        [r[0] for r in group],
+        [r[1] for r in group],
+        [[]] * len(group),
+        [[]] * len(group),
+        pad_id,
+        hybrid=False,
+    )
     answer_tokens = int((batch.targets != IGNORE_INDEX).sum())
     loss = lm(batch.input_ids, None, batch.logit_positions, batch.targets) * answer_tokens
     return loss, sum(len(r[0]) for r in group), batch.input_ids.numel()
@@ -173,10 +179,19 @@ def main() -> None:
             run_layout(lm, name, groups, pad_id)
             seconds.append(time.perf_counter() - start)
         median = sorted(seconds)[len(seconds) // 2]
-        result[name] = {"forwards": len(groups), "tokens_per_s": real / median, "seconds": median,
-                        "computed_tokens": padded, "loss_sum": total, "max_grad_gap": gap}
-        print(f"{name:>7}: {len(groups):3d} forwards, {real / median:8.1f} tokens/s, "
-              f"{padded} tokens computed for {real}, gradient gap {gap:.1e}", flush=True)
+        result[name] = {
+            "forwards": len(groups),
+            "tokens_per_s": real / median,
+            "seconds": median,
+            "computed_tokens": padded,
+            "loss_sum": total,
+            "max_grad_gap": gap,
+        }
+        print(
+            f"{name:>7}: {len(groups):3d} forwards, {real / median:8.1f} tokens/s, "
+            f"{padded} tokens computed for {real}, gradient gap {gap:.1e}",
+            flush=True,
+        )
     for name in ("tokens", "packed"):
         result[f"{name}_over_rows"] = result[name]["tokens_per_s"] / result["rows"]["tokens_per_s"]
         print(f"{name} / rows: x{result[f'{name}_over_rows']:.2f}")

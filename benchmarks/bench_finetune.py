@@ -32,7 +32,13 @@ then runs N steps of ours at its fastest micro-batch under ``torch.profiler`` an
 kernels by self time (GPU time on a GPU).
 
 Without ``--prompts`` a synthetic MovieLens-like dataset (histories of 3-10 items) is built in a temp
-dir. The last line of output is one JSON object with every figure.
+dir; ``--shape long`` makes every history 10 items long, the length of LastFM's rows, for the
+``long``/``cpu`` profiles' step (micro-batch 4 x accumulation 4):
+
+    python benchmarks/bench_finetune.py --backbone smollm2-135m --shape long --effective-batch 16 \
+        --micro-batches 4 --steps 4 --sides ours --profile-steps 3
+
+The last line of output is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -64,8 +70,11 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 WORDS = ("star", "night", "city", "dark", "king", "dream", "love", "war", "heat", "story", "game")
 
 
-def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int = 0) -> tuple[Path, Path]:
-    """A prepared dataset + random 64-d embeddings with title lengths and history lengths that vary."""
+def synthetic_inputs(
+    root: Path, n_items: int = 300, users: int = 60, seed: int = 0, min_history: int = 3
+) -> tuple[Path, Path]:
+    """A prepared dataset + random 64-d embeddings with title lengths that vary, and history lengths
+    from ``min_history`` to 10 (10: every row as long as a LastFM row)."""
     rng = np.random.default_rng(seed)
     data, emb = root / "dataset", root / "embeddings"
     emb.mkdir(parents=True)
@@ -76,7 +85,7 @@ def synthetic_inputs(root: Path, n_items: int = 300, users: int = 60, seed: int 
     for user in range(users):
         split = "train" if user < users - 4 else ("val" if user < users - 2 else "test")
         seq = rng.choice(n_items, size=14, replace=False).tolist()
-        for t in range(3, 14) if split == "train" else [13]:
+        for t in range(max(3, min_history), 14) if split == "train" else [13]:
             history = seq[max(0, t - 10) : t]
             cands = None
             if split != "train":
@@ -222,6 +231,10 @@ def child(spec: dict) -> None:
     if spec["side"] == "gemm":  # in a child too: the same threads and a clean process
         print(json.dumps({"bf16": gemm_flops(torch.bfloat16), "fp32": gemm_flops(torch.float32)}))
         return
+    if spec.get("attention") == "sdpa":  # the stage's matmul attention off (stages.llm.attention)
+        import stages.llm.attention
+
+        stages.llm.attention.MATMUL_MAX_LENGTH = 0
     config = FinetuneConfig(**{**spec["config"], "lora": LoraSettings(dropout=spec["lora_dropout"])})
     prompts_dir, out = Path(spec["prompts"]), Path(spec["out"])
     if spec["side"] == "profile":
@@ -256,7 +269,9 @@ def gemm_flops(dtype: torch.dtype, size: int = 4096, seconds: float = 3.0) -> fl
 
 def measure(side: str, config: dict, prompts_dir: Path, embeddings: Path, out: Path) -> dict:
     spec = {"side": side, "config": config, "prompts": str(prompts_dir), "embeddings": str(embeddings)}
-    spec.update(out=str(out), lora_dropout=config.pop("lora_dropout", 0.1))
+    spec.update(
+        out=str(out), lora_dropout=config.pop("lora_dropout", 0.1), attention=config.pop("attention", None)
+    )
     if side == "gemm":
         spec = {"side": side}
     done = subprocess.run(
@@ -302,12 +317,23 @@ def main() -> None:
     )
     parser.add_argument("--sides", default="ours,hf_trainer", help="comma-separated: ours, hf_trainer")
     parser.add_argument(
+        "--attention",
+        default="auto",
+        help="ours' attention, comma-separated: auto (the stage's choice: stages.llm.attention), sdpa",
+    )
+    parser.add_argument(
         "--profile-steps",
         type=int,
         default=0,
         help="then profile this many steps of ours at its fastest micro-batch (torch.profiler, top kernels)",
     )
     parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument(
+        "--shape",
+        choices=("short", "long"),
+        default="short",
+        help="synthetic rows without --prompts: histories of 3-10 items (short) or all 10 (long, LastFM's)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the result JSON here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -316,7 +342,7 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="bench-finetune-"))
     if args.prompts is None:
-        dataset, embeddings = synthetic_inputs(work)
+        dataset, embeddings = synthetic_inputs(work, min_history=10 if args.shape == "long" else 3)
         prompts_dir = work / "prompts"
         prompts_dir.mkdir()
         prompts.run(prompts.PromptsConfig(backbone=args.backbone), {"dataset": dataset}, prompts_dir)
@@ -326,14 +352,17 @@ def main() -> None:
     runs: list[dict] = []
     zero_stages = [None if z == "auto" else int(z) for z in args.zero_stages.split(",")]
     precisions = args.precision.split(",")
+    attentions = args.attention.split(",")
     plan = [
-        (p, side, zero)
+        (p, side, zero, attention)
         for p in precisions
         for side in args.sides.split(",")
         for zero in (zero_stages if side == "ours" else [None])
+        for attention in (attentions if side == "ours" else ["auto"])
     ]
-    for (precision, side, zero), micro in itertools.product(plan, micro_sizes):
+    for (precision, side, zero, attention), micro in itertools.product(plan, micro_sizes):
         config = {
+            "attention": attention,
             "precision": precision,
             "lora_dropout": args.lora_dropout,
             "backbone": args.backbone,
@@ -347,13 +376,20 @@ def main() -> None:
             "gradient_checkpointing": args.gradient_checkpointing,
             **({"zero_stage": zero} if zero is not None else {}),
         }
-        name = f"{precision}-{side}-{zero}-{micro}"
+        name = f"{precision}-{side}-{zero}-{attention}-{micro}"
         result = measure(side, config, prompts_dir, embeddings, work / name)
         used = resolve_zero_stage(zero, 1, False) if side == "ours" else None
         runs.append(
-            {"precision": precision, "side": side, "zero_stage": used, "micro_batch": micro, **result}
+            {
+                "precision": precision,
+                "side": side,
+                "zero_stage": used,
+                "micro_batch": micro,
+                "attention": attention,
+                **result,
+            }
         )
-        runs[-1]["config"] = {k: v for k, v in config.items() if k != "lora_dropout"}
+        runs[-1]["config"] = {k: v for k, v in config.items() if k not in ("lora_dropout", "attention")}
         print(json.dumps(runs[-1]), flush=True)
     gemm = measure("gemm", {}, prompts_dir, embeddings, work)
     print(f"GEMM 4096^2: bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s, fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s")
@@ -401,6 +437,7 @@ def main() -> None:
     fastest = max(measured, key=lambda r: r["tokens_per_s"]) if measured else None
     if args.profile_steps and fastest:
         spec = {**fastest["config"], "max_steps": args.profile_steps, "lora_dropout": args.lora_dropout}
+        spec["attention"] = fastest["attention"]
         result["profile"] = measure("profile", spec, prompts_dir, embeddings, work / "profile")
         for row in result["profile"].get("top", []):
             print(f"{row['share']:6.1%} {row['self_ms']:10.1f} ms {row['calls']:7d}x  {row['name'][:90]}")

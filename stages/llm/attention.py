@@ -19,13 +19,15 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 NAME = "llara_cpu"
-MATMUL_MAX_LENGTH = 1024
+MATMUL_MAX_LENGTH = 512
 """Longest key length that takes the matmul path: its scores are B x heads x L x L floats."""
 
 
 def _matmul_applies(
     query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, dropout: float
 ) -> bool:
+    if not torch.is_grad_enabled():  # forward only (scoring, generation): the flash kernel is faster
+        return False
     length, keys = query.shape[-2], key.shape[-2]
     causal_or_masked = mask is not None or length == keys or length == 1
     # Under autocast the rotary embedding hands over fp32 queries and keys that sdpa runs in bf16.

@@ -56,7 +56,7 @@ def test_sdpa_keeps_the_cases_the_matmul_path_does_not_cover() -> None:
     assert not _matmul_applies(q[:, :, :4], k, None, 0.0)  # a cache longer than the queries, no mask
 
 
-def test_a_loaded_backbone_runs_it_in_bf16_with_sdpa_s_logits() -> None:
+def test_a_loaded_backbone_trains_with_it_in_bf16_with_sdpa_s_logits() -> None:
     backbone = load_backbone("tiny-random")
     model = backbone.model.eval()
     assert model.config._attn_implementation == NAME
@@ -65,9 +65,13 @@ def test_a_loaded_backbone_runs_it_in_bf16_with_sdpa_s_logits() -> None:
     mask[1, 11:] = 0
     calls = []
     handle = torch.nn.functional.scaled_dot_product_attention
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # grad mode on, as in training
         torch.nn.functional.scaled_dot_product_attention = lambda *a, **k: calls.append(1) or handle(*a, **k)
         try:
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=mask)
+            assert calls  # forward only (scoring, generation): sdpa
+            calls.clear()
             ours = model(input_ids=ids, attention_mask=mask).logits.float()
             assert calls == []  # the matmul path ran, not sdpa
             model.set_attn_implementation("sdpa")
