@@ -2,7 +2,8 @@
 
 Inputs: ``{"prompts": <prompts artifact>, "embeddings": <item-embedding artifact>}``. Output: ``adapter/``
 (peft), ``projector.safetensors``, ``token_rows.safetensors`` of the step selected on validation
-(``stages.llm.selection``), ``train_log.parquet`` (step, epoch, loss, hybrid fraction, lr, tokens) and
+(``stages.llm.selection``), ``train_log.parquet`` (step, epoch, loss, hybrid fraction, lr, tokens, and
+the step's wall and CPU seconds and page faults: ``stages.llm.process_clock``) and
 ``summary.json`` (with the ``selection`` object: metric, best and last step, validation history)
 and ``tensorboard/`` (the same curves, written while it runs: ``stages.llm.monitor``).
 
@@ -46,6 +47,7 @@ from stages.llm.model import (
     token_rows,
 )
 from stages.llm.monitor import TrainingMonitor
+from stages.llm.process_clock import CLOCK_COLUMNS, ProcessClock, process_clock
 from stages.llm.selection import BestState, Selection
 from stages.process import available_cores
 
@@ -276,7 +278,7 @@ class FinetuneRecipe(Checkpointing):
                     self.step_batches, micro, candidates, self.step_in_epoch, self.global_step
                 )
                 while upcoming is not None:
-                    start = time.perf_counter()
+                    start = process_clock()
                     batches = upcoming.result()
                     upcoming = None
                     if (
@@ -302,7 +304,7 @@ class FinetuneRecipe(Checkpointing):
                 if self.step_in_epoch >= self.steps_per_epoch:
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
 
-    def _train_step(self, batches: list[Batch], start: float) -> None:
+    def _train_step(self, batches: list[Batch], start: ProcessClock) -> None:
         """One optimizer step on ``batches`` and its log row."""
         cfg = self.config
         losses = self.optimizer_step(batches, self.step_is_hybrid())
@@ -317,8 +319,7 @@ class FinetuneRecipe(Checkpointing):
             "lr": cfg.lr * lr_multiplier(self.global_step, self.total_steps),  # the lr this step used
             "tokens": int(round(tokens)),
             "padded_tokens": int(round(padded)),
-            "seconds": time.perf_counter() - start,
-        }
+        } | start.since()
         self.log.append(row)
         self.step_in_epoch += 1
         self.global_step += 1
@@ -422,10 +423,9 @@ class FinetuneRecipe(Checkpointing):
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_trained(self.model, self.out_dir, state, rows)
-            columns = ("step", "epoch", "loss", "hybrid", "lr", "tokens", "padded_tokens", "seconds")
-            pq.write_table(
-                pa.table({c: [r[c] for r in self.log] for c in columns}), self.out_dir / "train_log.parquet"
-            )
+            columns = ("step", "epoch", "loss", "hybrid", "lr", "tokens", "padded_tokens", *CLOCK_COLUMNS)
+            table = pa.table({c: [r.get(c) for r in self.log] for c in columns})
+            pq.write_table(table, self.out_dir / "train_log.parquet")
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 

@@ -20,6 +20,7 @@ import torch
 
 from stages.item_embeddings import INFO
 from stages.llm.config import FinetuneConfig
+from stages.llm.process_clock import busy_cores
 from stages.llm.selection import Selection
 from stages.metrics import PROBES
 from stages.progress import Progress, report_table
@@ -38,6 +39,8 @@ def train_scalars(row: dict) -> dict[str, float]:
         "train/lr": row["lr"],
         "train/hybrid": row["hybrid"],
         "train/tokens_per_s": row["tokens"] / row["seconds"] if row["seconds"] > 0 else None,
+        "train/busy_cores": busy_cores(row),
+        "train/page_faults": row.get("page_faults"),
     }
 
 

@@ -25,6 +25,8 @@ def _expected(out: Path) -> dict[str, list[tuple[int, float]]]:
         f"train/{name}": [(r["step"], f32(r[name])) for r in log] for name in ("loss", "lr", "hybrid")
     }
     curves["train/tokens_per_s"] = [(r["step"], f32(r["tokens"] / r["seconds"])) for r in log]
+    curves["train/busy_cores"] = [(r["step"], f32(r["cpu_seconds"] / r["seconds"])) for r in log]
+    curves["train/page_faults"] = [(r["step"], f32(r["page_faults"])) for r in log]
     curves[f"val/{selection['metric']}"] = [(h["step"], f32(h["value"])) for h in selection["history"]]
     for probe in PROBES:  # the learning probes of every validation
         curves[f"probe/{probe}"] = [(h["step"], f32(h[probe])) for h in selection["history"]]

@@ -1,0 +1,54 @@
+"""Wall time, CPU time and page faults of one stretch of work in this process.
+
+A step that got slower either did more work in this process (more CPU seconds, more page faults:
+memory returned to the system and taken back) or got less of the machine (the same CPU seconds over
+more wall seconds: other processes, or a virtual machine's stolen time). ``busy_cores`` tells the two
+apart: on an idle 2-core machine a training step keeps both cores busy (about 2.0).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+try:
+    import resource
+except ImportError:  # Windows: no getrusage; faults are not counted there
+    resource = None
+
+CLOCK_COLUMNS = ("seconds", "cpu_seconds", "page_faults")
+
+
+def _faults() -> int:
+    if resource is None:
+        return 0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt + usage.ru_majflt
+
+
+@dataclass(frozen=True)
+class ProcessClock:
+    """Readings at the start of the stretch; ``since()`` gives what passed."""
+
+    wall: float
+    cpu: float
+    faults: int
+
+    def since(self) -> dict[str, float | int]:
+        """``{"seconds", "cpu_seconds", "page_faults"}`` since this reading (all threads of the process)."""
+        return {
+            "seconds": time.perf_counter() - self.wall,
+            "cpu_seconds": time.process_time() - self.cpu,
+            "page_faults": _faults() - self.faults,
+        }
+
+
+def process_clock() -> ProcessClock:
+    """A reading of this process's clocks now."""
+    return ProcessClock(time.perf_counter(), time.process_time(), _faults())
+
+
+def busy_cores(row: dict) -> float | None:
+    """CPU seconds per wall second of a logged step; ``None`` for a row without them (an older log)."""
+    cpu, wall = row.get("cpu_seconds"), row.get("seconds")
+    return cpu / wall if cpu is not None and wall else None

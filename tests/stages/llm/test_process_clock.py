@@ -1,0 +1,32 @@
+"""The clocks of a stretch of work: wall, CPU and page faults tell busy from waiting."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stages.llm.process_clock import busy_cores, process_clock
+
+
+def test_waiting_costs_wall_time_and_no_cpu() -> None:
+    clock = process_clock()
+    time.sleep(0.2)
+    spent = clock.since()
+    assert spent["seconds"] >= 0.2 and spent["cpu_seconds"] < 0.05
+    assert busy_cores(spent) < 0.25
+
+
+def test_work_costs_cpu_and_fresh_memory_costs_page_faults() -> None:
+    clock = process_clock()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB written: 16k fresh 4 KiB pages, or 32 huge ones
+    deadline = time.process_time() + 0.1
+    while time.process_time() < deadline:
+        block += 1.0
+    spent = clock.since()
+    assert spent["cpu_seconds"] >= 0.1 and spent["page_faults"] >= 16
+    assert busy_cores(spent) > 0.5
+
+
+def test_an_older_log_row_has_no_busy_cores() -> None:
+    assert busy_cores({"seconds": 1.0}) is None
