@@ -47,7 +47,7 @@ from stages.llm.model import (
     token_rows,
 )
 from stages.llm.monitor import TrainingMonitor
-from stages.llm.process_clock import CLOCK_COLUMNS, ProcessClock, process_clock
+from stages.llm.process_clock import CLOCK_COLUMNS, ProcessClock, matmul_gflops, process_clock
 from stages.llm.selection import BestState, Selection
 from stages.process import available_cores
 
@@ -338,10 +338,14 @@ class FinetuneRecipe(Checkpointing):
     def validate(self) -> float:
         """Score validation now; keep the trainable state when it is the best so far."""
         assert self.selection is not None
+        # the machine's speed now, beside the step times around it (a shared machine's slow hour)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        gflops = matmul_gflops(self.device, dtype)
         start = time.perf_counter()
         self.engine.eval()
         with autocast(self.device, self.precision):
             probes = self.validator.measure(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
+        probes["matmul_gflops"] = gflops
         self.engine.train()
         seconds = time.perf_counter() - start
         value = probes.pop("value")

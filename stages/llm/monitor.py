@@ -46,7 +46,8 @@ def train_scalars(row: dict) -> dict[str, float]:
 
 def validation_scalars(point: dict, metric: str) -> dict[str, float]:
     """TensorBoard scalars of one validation point: ``val/<metric>`` and ``probe/<name>`` each."""
-    return {f"val/{metric}": point["value"]} | {f"probe/{k}": point[k] for k in PROBES if k in point}
+    scalars = {f"val/{metric}": point["value"]} | {f"probe/{k}": point[k] for k in PROBES if k in point}
+    return scalars | {"machine/matmul_gflops": point.get("matmul_gflops")}
 
 
 def run_name(config: FinetuneConfig, embeddings_dir: Path) -> str:

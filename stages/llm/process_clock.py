@@ -3,13 +3,18 @@
 A step that got slower either did more work in this process (more CPU seconds, more page faults:
 memory returned to the system and taken back) or got less of the machine (the same CPU seconds over
 more wall seconds: other processes, or a virtual machine's stolen time). ``busy_cores`` tells the two
-apart: on an idle 2-core machine a training step keeps both cores busy (about 2.0).
+apart: on an idle 2-core machine a training step keeps both cores busy (about 2.0). A shared
+machine can also get slower without taking cores away (a neighbour's cache and memory traffic, a host
+clocking down): ``matmul_gflops`` measures the machine itself, the same fixed product every time,
+so a run's slow stretch can be put beside the machine's speed at that moment.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+import torch
 
 try:
     import resource
@@ -52,3 +57,23 @@ def busy_cores(row: dict) -> float | None:
     """CPU seconds per wall second of a logged step; ``None`` for a row without them (an older log)."""
     cpu, wall = row.get("cpu_seconds"), row.get("seconds")
     return cpu / wall if cpu is not None and wall else None
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, seconds: float = 0.2) -> float:
+    """GFLOP/s of repeated ``size``-square products in ``dtype`` on ``device``, for at least ``seconds``.
+
+    Constant operands: no random draw, so the training's random stream is untouched."""
+    a = torch.full((size, size), 1.0 / size, device=device, dtype=dtype)
+    b = torch.full((size, size), 1.0 / size, device=device, dtype=dtype)
+    torch.mm(a, b)  # warm-up: kernel selection, first touch
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start, products = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        torch.mm(a, b)
+        products += 1
+        if products % 8 == 0:
+            sync()
+    sync()
+    elapsed = time.perf_counter() - start
+    return 2 * size**3 * products / elapsed / 1e9

@@ -30,6 +30,7 @@ def _expected(out: Path) -> dict[str, list[tuple[int, float]]]:
     curves[f"val/{selection['metric']}"] = [(h["step"], f32(h["value"])) for h in selection["history"]]
     for probe in PROBES:  # the learning probes of every validation
         curves[f"probe/{probe}"] = [(h["step"], f32(h[probe])) for h in selection["history"]]
+    curves["machine/matmul_gflops"] = [(h["step"], f32(h["matmul_gflops"])) for h in selection["history"]]
     return curves
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
-from stages.llm.process_clock import busy_cores, process_clock
+from stages.llm.process_clock import busy_cores, matmul_gflops, process_clock
 
 
 def test_waiting_costs_wall_time_and_no_cpu() -> None:
@@ -30,3 +31,12 @@ def test_work_costs_cpu_and_fresh_memory_costs_page_faults() -> None:
 
 def test_an_older_log_row_has_no_busy_cores() -> None:
     assert busy_cores({"seconds": 1.0}) is None
+
+
+def test_the_machine_probe_measures_and_leaves_the_random_stream_alone() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    gflops = matmul_gflops(torch.device("cpu"), torch.float32, size=128, seconds=0.05)
+    assert gflops > 0.1  # 128-square fp32 products: any CPU does more than 0.1 GFLOP/s
+    assert torch.equal(torch.rand(3), expected)
