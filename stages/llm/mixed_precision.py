@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 
 import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from stages.precision import resolve_precision
@@ -32,7 +33,16 @@ def store_frozen_linears_in_bf16(model: nn.Module) -> int:
 
     A linear layer whose weight is the input embedding's (a tied LM head) stays fp32: the embedding
     lookup outside autocast must keep the fp32 residual stream.
+
+    The model then runs under autocast only, so peft's LoRA layers are told to pass their input on
+    as it comes (``cast_input_dtype_enabled``): by default they copy a bf16 input (the attention
+    output into ``o_proj``, the MLP product into ``down_proj``) to fp32 for their fp32 adapter,
+    and autocast copies it straight back to bf16 for the adapter's matmul. The values are the same
+    either way (the dropout's scaling computes in fp32 and rounds once to bf16 in both).
     """
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = False
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     tied = embedding.weight if embedding is not None else None
     cast = 0

@@ -69,3 +69,42 @@ def test_bit_dropout_replaces_every_lora_dropout(backbone_cache: Path) -> None:
     assert use_bit_dropout(model) == len(layers) > 0
     assert all(isinstance(m.lora_dropout["default"], BitDropout) for m in layers)
     assert not any(isinstance(m, torch.nn.Dropout) for m in model.modules() if m is not model)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1])
+def test_lora_on_a_bf16_input_skips_the_fp32_copy_and_computes_the_same(p: float) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from stages.llm.mixed_precision import store_frozen_linears_in_bf16
+
+    def lora_model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        base = torch.nn.Sequential()
+        base.add_module("o_proj", torch.nn.Linear(64, 64))
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=p, target_modules=["o_proj"]))
+        torch.nn.init.normal_(model.base_model.model.o_proj.lora_B["default"].weight)  # B = 0 at init
+        use_bit_dropout(model)
+        return model
+
+    x = torch.randn(8, 64).to(torch.bfloat16)  # a bf16 input, as the attention output is under autocast
+    results = []
+    for cast in (True, False):
+        model = lora_model()
+        store_frozen_linears_in_bf16(model)
+        layer = model.base_model.model.o_proj
+        assert layer.cast_input_dtype_enabled is False
+        layer.cast_input_dtype_enabled = cast  # True: peft's default, the input copied to fp32
+        seen: list[torch.dtype] = []
+        lora_a = layer.lora_A["default"]
+        hook = lora_a.register_forward_pre_hook(lambda _, a, seen=seen: seen.append(a[0].dtype))
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        out.float().square().sum().backward()
+        hook.remove()
+        assert seen == [torch.float32 if cast else torch.bfloat16]
+        grads = [q.grad for q in model.parameters() if q.requires_grad]
+        results.append((out, grads))
+    (out_cast, grads_cast), (out_plain, grads_plain) = results
+    assert torch.equal(out_cast, out_plain)
+    assert all(torch.equal(a, b) for a, b in zip(grads_cast, grads_plain, strict=True))
