@@ -65,6 +65,7 @@ from stages.llm.backbone import load_backbone  # noqa: E402
 from stages.llm.config import LoraSettings, resolve_zero_stage  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.finetune import FinetuneConfig, FinetuneRecipe  # noqa: E402
+from stages.precision import cpu_description  # noqa: E402
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -399,6 +400,7 @@ def main() -> None:
         print(json.dumps(runs[-1]), flush=True)
     gemm = measure("gemm", {}, prompts_dir, embeddings, work)
     print(f"GEMM 4096^2: bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s, fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s")
+    print(f"CPU: {cpu_description()}")
     n_params = base_parameters(args.backbone)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device), None)
@@ -424,6 +426,7 @@ def main() -> None:
     result = {
         "backbone": args.backbone,
         "device": device,
+        "cpu": cpu_description(),
         "params": n_params,
         "effective_batch": args.effective_batch,
         "steps": args.steps,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 PRECISIONS = ("auto", "bf16", "fp32")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+MATRIX_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+"""The flags that set a CPU's matmul speed per precision: what a benchmark prints beside its figures."""
 CPUINFO = Path("/proc/cpuinfo")
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
@@ -29,6 +31,26 @@ def cpu_has_native_bf16() -> bool:
 
     capability = getattr(torch._C._cpu, "_get_cpu_capability", dict)()
     return any(capability.get(flag, False) for flag in BF16_CPU_FLAGS)
+
+
+def cpu_description() -> str:
+    """``<model name>, <N> cores, <matrix flags it has> (no <those it lacks>)``, from /proc/cpuinfo."""
+    import os
+    import platform
+
+    fields: dict[str, str] = {}
+    if CPUINFO.is_file():
+        for line in CPUINFO.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first core's lines
+    model = fields.get("model name") or platform.processor() or "unknown CPU"
+    flags = set(fields.get("flags", "").split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    has = [f for f in MATRIX_CPU_FLAGS if f in flags]
+    lacks = [f for f in MATRIX_CPU_FLAGS if f not in flags]
+    return f"{model}, {cores} cores, {' '.join(has) or 'no listed flags'}" + (
+        f" (no {' '.join(lacks)})" if lacks and flags else ""
+    )
 
 
 def gpu_present() -> bool:

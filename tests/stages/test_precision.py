@@ -78,3 +78,9 @@ def test_auto_is_resolved_into_the_artifact_id(machine, config) -> None:
     machine(FLAGS)  # an explicit bf16 is the same artifact as an auto that resolved to bf16
     explicit = artifact_id("finetune", {"config": identity_of(replace(config, precision="bf16"))}, {}, "code")
     assert explicit == ids["bf16"]
+
+
+def test_the_cpu_description_names_the_model_and_the_matrix_flags(machine) -> None:
+    machine(f"{FLAGS} avx512_bf16")
+    described = precision.cpu_description()
+    assert described.startswith("test, ") and "avx2 avx512f avx512_bf16 (no amx_bf16)" in described
