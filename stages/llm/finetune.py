@@ -338,10 +338,10 @@ class FinetuneRecipe(Checkpointing):
     def validate(self) -> float:
         """Score validation now; keep the trainable state when it is the best so far."""
         assert self.selection is not None
+        start = time.perf_counter()  # the probe below is part of what a validation costs the run
         # the machine's speed now, beside the step times around it (a shared machine's slow hour)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         gflops = matmul_gflops(self.device, dtype)
-        start = time.perf_counter()
         self.engine.eval()
         with autocast(self.device, self.precision):
             probes = self.validator.measure(self.model, self.engine, self.tokenizer, self._sum_over_ranks)
