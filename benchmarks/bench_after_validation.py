@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -73,15 +72,6 @@ def child(spec: dict) -> None:
     print(json.dumps({"setting": spec["setting"], "rounds": rounds}))
 
 
-def measure(spec: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"child failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +90,8 @@ def main() -> None:
     if args.child:
         child(json.loads(args.child))
         return
+    from bench_step import measure  # its child launcher, pointed at this script
+
     work = Path(tempfile.mkdtemp(prefix="bench-after-validation-"))
     if args.prompts is None:
         from bench_finetune import synthetic_inputs
@@ -125,7 +117,7 @@ def main() -> None:
     runs = []
     for repeat in range(args.repeats):
         for setting in SETTINGS:
-            run = measure({**base, "setting": setting, "out": str(work / f"{setting}-{repeat}")})
+            run = measure({**base, "setting": setting, "out": str(work / f"{setting}-{repeat}")}, __file__)
             seconds = [r["seconds"] for r in run["rounds"]]
             run["last_over_first"] = seconds[-1] / seconds[0]
             runs.append(run)

@@ -103,9 +103,10 @@ def child(spec: dict) -> None:
     print(json.dumps(result))
 
 
-def measure(spec: dict) -> dict:
+def measure(spec: dict, script: str = __file__) -> dict:
+    """Run ``script --child spec`` in a fresh process; its last stdout line, parsed as JSON."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
+        [sys.executable, script, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"child failed: {done.stderr.strip().splitlines()[-1:]}")
