@@ -66,7 +66,8 @@ def reproduce_flow(
         sr_baselines: Recommenders reported as baseline rows. Empty: all four.
         llara_sr_models: Recommenders whose item embeddings feed a LLaRA row. Empty: sasrec.
         schedules: Fine-tuning schedules; the first makes every LLaRA(SR) row, the others are
-            ablation rows on the first recommender (text is TALLRec). Empty: curriculum.
+            ablation rows on the first recommender (text is TALLRec). Empty: the profile's
+            (direct for cpu, curriculum for the others).
         seeds: Training seeds of the recommenders and of the fine-tuning. Empty: 0.
         sr_checkpoints: Recommender -> a released LLaRA checkpoint file (only sasrec; needs
             allow_pickle). Adds the rows "SASRec (released)" and "LLaRA(SASRec, released)" on its
@@ -90,7 +91,6 @@ def reproduce_flow(
     forced = check_refresh(refresh)
     sr_baselines = list(sr_baselines if sr_baselines is not None else ["gru4rec", "caser", "sasrec", "morec"])
     llara_sr_models = list(llara_sr_models if llara_sr_models is not None else ["sasrec"])
-    schedules = list(schedules if schedules is not None else ["curriculum"])
     seeds = list(seeds if seeds is not None else [0])
     artifact_store = ArtifactStore(store)
     checkpoints = dict(sr_checkpoints or {})
@@ -110,6 +110,7 @@ def reproduce_flow(
         finetune=replace(plan.finetune, precision=precision),
         evaluate=replace(plan.evaluate, precision=precision),
     )
+    schedules = list(schedules or [plan.finetune.schedule])
     log.info(
         "dataset %s (%s, %d items); profile %s; backbone %s",
         dataset["name"],

@@ -174,7 +174,7 @@ def prompts_flow(
 def finetune_flow(
     prompts: str | None = None,
     embeddings: str | None = None,
-    schedule: Schedule = "curriculum",
+    schedule: Schedule | None = None,
     seed: int = 0,
     profile: Profile = "quick",
     backbone: str | None = None,
@@ -192,7 +192,8 @@ def finetune_flow(
     Args:
         prompts: Prompts artifact id. Empty: the latest.
         embeddings: Item-embedding artifact id. Empty: the latest.
-        schedule: curriculum (LLaRA), direct, text (TALLRec), two-stage or llara-official.
+        schedule: curriculum (LLaRA), direct, text (TALLRec), two-stage or llara-official. Empty:
+            the profile's (direct for cpu, curriculum for the others).
         seed: Training seed.
         profile: smoke, quick, paper, long or cpu (see the reproduce deployment).
         backbone: smollm2-135m, tiny-random or hf:DIR; must be the prompts'. Empty: the profile's.
@@ -210,7 +211,8 @@ def finetune_flow(
     emb = resolve(artifact_store, "embeddings", embeddings)
     domain = _domain(artifact_store, prompt_set.manifest["inputs"]["dataset"])
     plan = pipeline_profile(profile, domain, backbone)
-    config = apply_settings(replace(plan.finetune, schedule=schedule, seed=seed), settings or [])
+    config = replace(plan.finetune, schedule=schedule or plan.finetune.schedule, seed=seed)
+    config = apply_settings(config, settings or [])
     resources = replace(
         plan.resources,
         nproc_per_node=nproc_per_node,

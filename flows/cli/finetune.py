@@ -31,8 +31,12 @@ def finetune_command(
     ],
     profile: ProfileOption = "quick",
     schedule: Annotated[
-        str, typer.Option(help="curriculum | direct | text | two-stage | llara-official.")
-    ] = "curriculum",
+        str | None,
+        typer.Option(
+            help="curriculum | direct | text | two-stage | llara-official [default: the profile's: "
+            "direct for cpu, curriculum for the others]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     max_steps: MaxStepsOption = None,
     settings: SetOption = None,
@@ -62,7 +66,7 @@ def finetune_command(
     domain = json.loads((dataset.path / "dataset.json").read_text())["domain"]
     backbone = prompt_set.manifest["config"]["config"]["backbone"]
     plan = pipeline_profile(profile, domain, backbone, max_steps)
-    config = replace(plan.finetune, schedule=schedule, seed=seed)
+    config = replace(plan.finetune, schedule=schedule or plan.finetune.schedule, seed=seed)
     config = apply_settings(config, checked_settings(config, settings))
     resources = resources_of(nproc_per_node, nnodes, node_rank, master_addr, master_port, hostfile)
     trained = finetune_fn(prompt_set, emb, config, artifact_store, refresh=refresh, resources=resources)

@@ -31,7 +31,8 @@ def run_command(
     schedule: Annotated[
         list[str] | None,
         typer.Option(
-            help="curriculum | direct | two-stage | text (TALLRec) | llara-official [default: curriculum]. "
+            help="curriculum | direct | two-stage | text (TALLRec) | llara-official [default: the profile's: "
+            "direct for cpu, curriculum for the others]. "
             "The first makes every LLaRA(SR) row; the rest are ablations on the first --llara-sr."
         ),
     ] = None,

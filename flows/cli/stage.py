@@ -39,7 +39,9 @@ def stage_command(
     ] = None,
     profile: ProfileOption = "quick",
     backbone: BackboneOption = None,
-    schedule: Annotated[str, typer.Option(help="finetune: curriculum schedule.")] = "curriculum",
+    schedule: Annotated[
+        str | None, typer.Option(help="finetune: curriculum schedule [default: the profile's].")
+    ] = None,
     mode: Annotated[str, typer.Option(help="evaluate: scoring or generation.")] = "scoring",
     zero_shot: Annotated[bool, typer.Option("--zero-shot", help="evaluate: the backbone untuned.")] = False,
     endpoint: Annotated[

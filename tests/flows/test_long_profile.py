@@ -73,3 +73,21 @@ def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
     # the same command again: the same artifact, from the cache
     again = llara(*args, store=store, cache=backbone_cache)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(out)
+
+
+def test_llara_finetune_takes_the_profiles_schedule_unless_given(
+    store_with_inputs: tuple[Path, str, str],  # noqa: F811
+    backbone_cache: Path,
+) -> None:
+    # the cpu profile's recipe is `direct` (every step hybrid); --schedule used to default to
+    # curriculum, which silently replaced it
+    store, prompts, embeddings = store_with_inputs
+    args = ("finetune", "--prompts", prompts, "--embeddings", embeddings, "--profile", "cpu",
+            "--max-steps", "3", "--set", "val_rows=4", "--set", "fit_rows=0")
+    for extra, schedule in [((), "direct"), (("--schedule", "text"), "text")]:
+        result = llara(*args, *extra, store=store, cache=backbone_cache)
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = Path(result.stdout.strip().splitlines()[-1])
+        assert json.loads((out / "manifest.json").read_text())["config"]["config"]["schedule"] == schedule
+        hybrid = pq.read_table(out / "train_log.parquet").column("hybrid").to_pylist()
+        assert hybrid == ([1.0] * 3 if schedule == "direct" else [0.0] * 3)
