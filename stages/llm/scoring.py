@@ -17,9 +17,9 @@ forward pass of prompt + answer per candidate):
   under a 4-D attention mask: the prompt is causal, every answer attends to the real prompt tokens
   and to its own earlier tokens only, and its positions continue from the prompt's length, so each
   answer sees exactly the sequence prompt + answer. No KV cache, nothing is copied per candidate;
-  logits are kept only from the prompt's last position on. Rows are grouped (sorted by length) so a
-  forward holds at most ``max_tokens_per_forward`` tokens; a row whose answers alone overflow the
-  bound is split into groups of candidates, each forward repeating the prompt.
+  logits are kept only at the positions that predict an answer token. Rows are grouped (sorted by
+  length) so a forward holds at most ``max_tokens_per_forward`` tokens; a row whose answers alone
+  overflow the bound is split into groups of candidates, each forward repeating the prompt.
 - ``cache_copy`` (the previous scorer, kept for comparison): the prompt runs once with
   ``use_cache``, its KV cache is copied (``index_select``) onto every continuation of a chunk of
   ``continuation_batch_size`` candidates.
@@ -54,6 +54,9 @@ from stages.llm.rows import (
     with_progress,
 )
 from stages.metrics import Estimate, rank_of_target
+
+LOGSUMEXP_ROWS = 128
+"""Logit rows per fp32 logsumexp: 128 x a 49k vocabulary is 25 MB, reused by malloc."""
 
 
 @dataclass(frozen=True)
@@ -204,17 +207,24 @@ def _masked_forward(
     ids = torch.from_numpy(layout.ids).to(device)  # (N, W)
     width_p = layout.prompt_width
     prompt_embeds = embed_fn(ids[:, :width_p], [rows[r] for r, _ in group])  # (N, T, d)
+    seq, col, token = torch.from_numpy(layout.targets[:, :3].T.copy()).to(device)  # 3 x (M,)
+    # Logits only where a target is predicted: not over the padding after short answers
+    keep = torch.zeros(ids.shape, dtype=torch.bool, device=device)  # (N, W)
+    keep[seq, col + width_p - 1] = True
     out = model(
         inputs_embeds=torch.cat([prompt_embeds, table(ids[:, width_p:])], dim=1),  # (N, W, d)
         attention_mask=attention_mask_4d(torch.from_numpy(layout.segment).to(device), table.weight.dtype),
         position_ids=torch.from_numpy(layout.positions).to(device),
         use_cache=False,
-        logits_to_keep=ids.shape[1] - width_p + 1,
+        logits_to_keep=keep,
     )
-    logits = out.logits  # (N, S + 1, V)
-    seq, col, token = torch.from_numpy(layout.targets[:, :3].T.copy()).to(device)  # 3 x (M,)
-    picked = logits[seq, col, token].float()  # (M,)
-    return picked - torch.logsumexp(logits.float(), dim=-1)[seq, col]  # fp32 whatever the model's dtype
+    logits = out.logits  # (P, V): the kept positions in row-major order
+    kept = (keep.flatten().cumsum(0) - 1).view(keep.shape)[seq, col + width_p - 1]  # (M,) row of logits
+    picked = logits[kept, token].float()  # (M,)
+    # fp32 whatever the model's dtype, a slice at a time: a whole (P, V) fp32 copy is gigabytes of
+    # fresh pages per forward, and faulting them in cost a fifth of a validation's CPU time
+    log_z = torch.cat([torch.logsumexp(part.float(), dim=-1) for part in logits.split(LOGSUMEXP_ROWS)])
+    return picked - log_z[kept]  # (M,)
 
 
 def _score_masked(model, tokenizer, rows, embed_fn, config, sums, counts) -> None:
