@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from artifacts import ArtifactError
+from flows.cli.allocator import relaunch_under_tcmalloc
 from flows.cli.evaluate import evaluate_command
 from flows.cli.finetune import finetune_command
 from flows.cli.prepare import prepare_command
@@ -82,6 +83,8 @@ app.command("serve")(serve_command)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit code."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the real command line, not a call from Python
+        relaunch_under_tcmalloc(args)
     # Also for the temporary server Prefect starts when no API is configured (`llara run`):
     # its telemetry cannot reach the internet here and would log ERROR lines.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

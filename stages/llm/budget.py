@@ -42,6 +42,8 @@ class PilotTiming:
     """Seconds from the start of the fine-tune to its first step (0 for a pilot that predates it)."""
     checkpoint_seconds: float = 0.0
     """Mean seconds of one checkpoint (0 if the pilot wrote none)."""
+    malloc: str | None = None
+    """The allocator the pilot ran under (its summary's ``malloc``; None for a pilot that predates it)."""
 
     def seconds_for(
         self,
@@ -100,6 +102,7 @@ def read_pilot(directory: Path) -> PilotTiming:
         steps=len(seconds),
         setup_seconds=float(summary.get("setup_seconds") or 0.0),
         checkpoint_seconds=statistics.fmean(checkpoints) if checkpoints else 0.0,
+        malloc=summary.get("malloc"),
     )
 
 
@@ -118,8 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"pilot: {timing.steps} steps, {timing.step_seconds:.2f} s/step (median), "
         f"{timing.validation_seconds:.1f} s/validation, {timing.checkpoint_seconds:.1f} s/checkpoint, "
-        f"set-up {timing.setup_seconds:.0f} s"
+        f"set-up {timing.setup_seconds:.0f} s, malloc {timing.malloc or 'not recorded'}"
     )
+    if timing.malloc == "system":
+        print(
+            "warning: the pilot ran under the system's malloc, under which a long run slows down as it goes "
+            "(glibc's: docs/long-runs.md); install tcmalloc (Debian/Ubuntu: libtcmalloc-minimal4), which "
+            "llara then runs under, and time the pilot again"
+        )
     validations = LONG_VALIDATIONS + 1
     if args.hours is not None:
         steps = timing.steps_for(args.hours * 3600)

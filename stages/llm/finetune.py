@@ -47,7 +47,7 @@ from stages.llm.model import (
     token_rows,
 )
 from stages.llm.monitor import TrainingMonitor
-from stages.llm.process_clock import CLOCK_COLUMNS, ProcessClock, matmul_gflops, process_clock
+from stages.llm.process_clock import CLOCK_COLUMNS, ProcessClock, malloc_in_use, matmul_gflops, process_clock
 from stages.llm.selection import BestState, Selection
 from stages.process import available_cores
 
@@ -419,6 +419,7 @@ class FinetuneRecipe(Checkpointing):
             "setup_seconds": self.setup_seconds,
             "checkpoint_seconds": self.checkpoint_seconds,
             "wall_seconds": time.perf_counter() - self.started,
+            "malloc": malloc_in_use(),  # glibc's slows a long run down as it goes (docs/long-runs.md)
             # how much it trained, for the report: rows of the steps run, and the whole train split
             "rows_seen": self.global_step * self.config.micro_batch * self.micro_per_step,
             "dataset_train_rows": pq.ParquetFile(self.prompts_dir / "train.parquet").metadata.num_rows,

@@ -11,8 +11,10 @@ so a run's slow stretch can be put beside the machine's speed at that moment.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -77,3 +79,17 @@ def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, se
     sync()
     elapsed = time.perf_counter() - start
     return 2 * size**3 * products / elapsed / 1e9
+
+
+def malloc_in_use(maps: str | None = None) -> str:
+    """``tcmalloc``, ``jemalloc`` (preloaded and mapped; ``maps`` is ``/proc/self/maps`` unless
+    given) or ``system`` (glibc's on Linux): the allocator this process runs under. A long CPU
+    run's speed depends on it."""
+    if maps is None:
+        proc = Path("/proc/self/maps")
+        maps = proc.read_text() if proc.exists() else ""
+    preloaded = os.environ.get("LD_PRELOAD", "")
+    for name in ("tcmalloc", "jemalloc"):
+        if name in preloaded and f"lib{name}" in maps:
+            return name
+    return "system"

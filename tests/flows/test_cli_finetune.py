@@ -40,12 +40,13 @@ def store_with_inputs(
     return root, str(prompt_set.path), str(embeddings.path)
 
 
-def llara(*args: str, store: Path, cache: Path) -> subprocess.CompletedProcess:
+def llara(*args: str, store: Path, cache: Path, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "LLARA_STORE": str(store),
         "PYTHONPATH": str(REPO),
         "LLARA_BACKBONE_CACHE": str(cache),
+        **extra_env,
     }
     env.update(OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from flows.cli.allocator import find_tcmalloc
 from flows.profiles import PAPER_PRETRAIN, pipeline_profile
 from stages.llm.budget import PilotTiming, read_pilot
+from stages.llm.budget import main as budget_main
 from stages.llm.config import lr_multiplier
 from stages.llm.profiles import LONG_STEPS, LONG_VALIDATIONS, PAPER_LR
 from tests.flows.test_cli_finetune import llara, store_with_inputs  # noqa: F401 - the fixture
@@ -75,19 +78,28 @@ def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(out)
 
 
-def test_llara_finetune_takes_the_profiles_schedule_unless_given(
+def test_llara_finetune_takes_the_profiles_schedule_unless_given_and_runs_under_tcmalloc(
     store_with_inputs: tuple[Path, str, str],  # noqa: F811
     backbone_cache: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # the cpu profile's recipe is `direct` (every step hybrid); --schedule used to default to
     # curriculum, which silently replaced it
     store, prompts, embeddings = store_with_inputs
     args = ("finetune", "--prompts", prompts, "--embeddings", embeddings, "--profile", "cpu",
             "--max-steps", "3", "--set", "val_rows=4", "--set", "fit_rows=0")
-    for extra, schedule in [((), "direct"), (("--schedule", "text"), "text")]:
-        result = llara(*args, *extra, store=store, cache=backbone_cache)
+    # and the command runs under tcmalloc where the machine has it, unless told otherwise
+    tcmalloc = "tcmalloc" if sys.platform.startswith("linux") and find_tcmalloc() else "system"
+    for extra, schedule, malloc in [((), "direct", tcmalloc), (("--schedule", "text"), "text", "system")]:
+        env = {"LLARA_MALLOC": "system"} if malloc == "system" else {}
+        result = llara(*args, *extra, store=store, cache=backbone_cache, **env)
         assert result.returncode == 0, result.stderr[-3000:]
         out = Path(result.stdout.strip().splitlines()[-1])
+        assert json.loads((out / "summary.json").read_text())["malloc"] == malloc
         assert json.loads((out / "manifest.json").read_text())["config"]["config"]["schedule"] == schedule
         hybrid = pq.read_table(out / "train_log.parquet").column("hybrid").to_pylist()
         assert hybrid == ([1.0] * 3 if schedule == "direct" else [0.0] * 3)
+    # a pilot timed under the system's malloc plans a run that slows down: the planner says so
+    budget_main([str(out), "--steps", "10"])
+    printed = capsys.readouterr().out
+    assert "malloc system" in printed and "warning: the pilot ran under the system's malloc" in printed
