@@ -4,13 +4,19 @@ A long CPU run's steps slowed by 20-30 % against its own pilot while the machine
 did not (docs/long-runs.md). This runs the finetune recipe on the same batches for ``--rounds``
 rounds of ``--steps`` optimizer steps, each round followed by a validation (``with``), or by
 nothing (``without``), each setting in a fresh child process and the settings alternated
-``--repeats`` times, so the machine's drift falls on both alike. Same batches every step: the
-shapes, tokens and kernels do not change, only what the process went through.
+``--repeats`` times, so the machine's drift falls on both alike. ``--batches same`` (default): the
+same batches every step, so the shapes, tokens and kernels do not change, only what the process
+went through. ``--batches run``: the run's own batches in its order (a new shape every step, as a
+long run sees them), so the rounds compare tokens/s.
 
-Figures: per round, the median step seconds and CPU seconds; per setting, the last round's median
-over the first's (above 1: slower after the rounds). The last line is one JSON object.
+Figures: per round, the median step seconds and CPU seconds, tokens/s, and at the round's end the
+process's RSS and, under glibc, its heap (``mallinfo2``: bytes in the main arena, free chunks);
+per setting, the last round's median over the first's (above 1: slower after the rounds; with
+``--batches run``, the first round's tokens/s over the last's). The last line is one JSON object.
 
     python benchmarks/bench_after_validation.py --prompts P --embeddings E            # ~25 min
+    python benchmarks/bench_after_validation.py --prompts P --embeddings E --batches run \
+        --rounds 4 --steps 10 --grad-accum 4 --val-rows 32 --repeats 1                # ~30 min
     python benchmarks/bench_after_validation.py --backbone tiny-random --steps 2 --rounds 2 \\
         --repeats 1 --val-rows 4                                                       # a smoke
 """
@@ -18,6 +24,7 @@ over the first's (above 1: slower after the rounds). The last line is one JSON o
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import statistics
 import sys
@@ -29,6 +36,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SETTINGS = ("with", "without")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
+    ]
+
+
+def memory() -> dict[str, int]:
+    """RSS (MB) and, under glibc, the main heap's size (MB) and free chunks (its fragmentation)."""
+    out = {"rss_mb": int(Path("/proc/self/statm").read_text().split()[1]) * 4096 >> 20}
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):  # not glibc, or glibc before 2.33
+        return out
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {**out, "heap_mb": info.arena >> 20, "free_chunks": info.ordblks}
 
 
 def child(spec: dict) -> None:
@@ -50,19 +77,26 @@ def child(spec: dict) -> None:
     micro = recipe.data.micro_batches(
         0, config.micro_batch, recipe.micro_per_step, candidates, config.length_grouping
     )
-    batches = recipe.step_batches(micro, candidates, 0, 0)
+    fixed = recipe.step_batches(micro, candidates, 0, 0)
     rounds = []
+    step = 0
     for r in range(spec["rounds"]):
-        spent = []
+        spent, tokens = [], []
         for _ in range(spec["steps"] + (1 if r == 0 else 0)):  # the very first step pays one-off costs
+            replay = spec["batches"] == "run"
+            batches = recipe.step_batches(micro, candidates, step, step) if replay else fixed
             clock = process_clock()
             recipe.optimizer_step(batches, True)
             spent.append(clock.since())
-        spent = spent[1:] if r == 0 else spent
+            tokens.append(sum(b.real_tokens for b in batches))
+            step += 1
+        spent, tokens = (spent[1:], tokens[1:]) if r == 0 else (spent, tokens)
         rounds.append(
             {
                 "seconds": statistics.median(s["seconds"] for s in spent),
                 "cpu_seconds": statistics.median(s["cpu_seconds"] for s in spent),
+                "tokens_per_s": sum(tokens) / sum(s["seconds"] for s in spent),
+                **memory(),
             }
         )
         if spec["setting"] == "with":
@@ -84,6 +118,10 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=2, help="micro-batches of 4 rows per step")
     parser.add_argument("--val-rows", type=int, default=48, help="validation rows (val and fit)")
     parser.add_argument("--repeats", type=int, default=2, help="times each setting runs, alternated")
+    parser.add_argument(
+        "--batches", choices=("same", "run"), default="same",
+        help="same: the first step's batches every step; run: the run's batches in its order",
+    )
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,17 +151,23 @@ def main() -> None:
         "steps": args.steps,
         "grad_accum": args.grad_accum,
         "val_rows": args.val_rows,
+        "batches": args.batches,
     }
     runs = []
     for repeat in range(args.repeats):
         for setting in SETTINGS:
             run = measure({**base, "setting": setting, "out": str(work / f"{setting}-{repeat}")}, __file__)
             seconds = [r["seconds"] for r in run["rounds"]]
-            run["last_over_first"] = seconds[-1] / seconds[0]
+            speed = [r["tokens_per_s"] for r in run["rounds"]]
+            same = args.batches == "same"
+            run["last_over_first"] = seconds[-1] / seconds[0] if same else speed[0] / speed[-1]
             runs.append(run)
-            cells = " ".join(f"{s:6.2f}" for s in seconds)
+            cells = " ".join(f"{s:6.2f}" for s in seconds) if same else " ".join(f"{s:5.0f}" for s in speed)
+            unit = "round medians" if same else "tokens/s"
             growth = run["last_over_first"]
-            print(f"{setting:>8} validations: round medians {cells} s; last / first x{growth:.2f}")
+            memory_cells = " ".join(f"{r['rss_mb']}" for r in run["rounds"])
+            print(f"{setting:>8} validations: {unit} {cells}; last / first x{growth:.2f}; "
+                  f"RSS MB {memory_cells}")
     growth = {
         s: statistics.fmean(r["last_over_first"] for r in runs if r["setting"] == s) for s in SETTINGS
     }
