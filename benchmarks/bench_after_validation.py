@@ -15,7 +15,7 @@ per setting, the last round's median over the first's (above 1: slower after the
 ``--batches run``, the first round's tokens/s over the last's). The last line is one JSON object.
 
     python benchmarks/bench_after_validation.py --prompts P --embeddings E            # ~25 min
-    python benchmarks/bench_after_validation.py --prompts P --embeddings E --batches run \
+    python benchmarks/bench_after_validation.py --prompts P --embeddings E --batches run \\
         --rounds 4 --steps 10 --grad-accum 4 --val-rows 32 --repeats 1                # ~30 min
     python benchmarks/bench_after_validation.py --backbone tiny-random --steps 2 --rounds 2 \\
         --repeats 1 --val-rows 4                                                       # a smoke
@@ -80,10 +80,10 @@ def child(spec: dict) -> None:
     fixed = recipe.step_batches(micro, candidates, 0, 0)
     rounds = []
     step = 0
+    replay = spec["batches"] == "run"
     for r in range(spec["rounds"]):
         spent, tokens = [], []
         for _ in range(spec["steps"] + (1 if r == 0 else 0)):  # the very first step pays one-off costs
-            replay = spec["batches"] == "run"
             batches = recipe.step_batches(micro, candidates, step, step) if replay else fixed
             clock = process_clock()
             recipe.optimizer_step(batches, True)

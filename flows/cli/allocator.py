@@ -55,7 +55,7 @@ def relaunch_env(args: list[str], environ: Mapping[str, str], library: str | Non
     preloaded = environ.get("LD_PRELOAD", "")
     if library is None or any(name in preloaded for name in ("tcmalloc", "jemalloc", library)):
         return None  # not installed, or an allocator is preloaded already (the user's choice)
-    preload = " ".join(p for p in (environ.get("LD_PRELOAD", ""), library) if p)
+    preload = " ".join(p for p in (preloaded, library) if p)
     return {**_QUIET_LARGE_ALLOCS, **environ, "LD_PRELOAD": preload, _RELAUNCHED: "1"}
 
 
