@@ -1,9 +1,10 @@
 """Attention forward + backward at the CPU fine-tune's shapes: sdpa's kernels against the matmul path.
 
 The shapes default to SmolLM2-135M's (9 query heads, 3 key/value heads of 64) at micro-batch 4 of
-250 tokens, a LastFM prompt's length. Each variant runs in both precisions on the same tensors in
-one process; the figures are the median milliseconds of one layer's forward and backward, and the
-ratio sdpa (the flash kernel) / matmul per precision. ``stages.llm.attention`` picks by these.
+250 tokens, a LastFM prompt's length. Each variant runs in each ``--precision`` (default ``native``:
+fp32, and bf16 where the CPU multiplies it natively) on the same tensors in one process; the
+figures are the median milliseconds of one layer's forward and backward, and the ratio sdpa (the
+flash kernel) / matmul per precision. ``stages.llm.attention`` picks by these.
 
     python benchmarks/bench_attention.py
     python benchmarks/bench_attention.py --length 512 --batch 8
@@ -26,6 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.llm.attention import grouped_attention  # noqa: E402
+from stages.precision import precisions_to_measure  # noqa: E402
 
 
 def sdpa_with(backend: SDPBackend) -> Callable[..., torch.Tensor]:
@@ -67,6 +69,11 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=250)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--precision",
+        default="native",
+        help="native (fp32, and bf16 where the CPU multiplies it natively) or comma-separated: fp32, bf16",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     shapes = (args.batch, args.heads, args.kv_heads, args.length, args.dim)
@@ -79,7 +86,9 @@ def main() -> None:
         "shapes": dict(zip(("batch", "heads", "kv_heads", "length", "dim"), shapes, strict=True)),
         "threads": torch.get_num_threads(),
     }
-    for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+    dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32}
+    for name in precisions_to_measure(args.precision, "cpu"):
+        dtype = dtypes[name]
         for variant, attend in variants.items():
             ms = milliseconds(attend, shapes, dtype, args.repeats)
             result[f"{variant}_{name}_ms"] = ms

@@ -11,9 +11,10 @@ score difference between them is printed as a check. Both include the joint toke
 prompt + answer for every candidate (``candidate_answer_ids``), also timed alone. Generation: greedy, up to
 ``--max-new-tokens`` (64, the paper's setting), stopping a row at its first newline.
 Peak memory per phase: ``torch.cuda.max_memory_allocated`` on a GPU, peak RSS (VmHWM, reset
-between phases through ``/proc/self/clear_refs``) on the CPU. Each ``--precision`` (default: fp32
-and bf16, in the same run) loads the model as the evaluate stage does (bf16: the linear weights in
-bf16 under autocast, ``stages.llm.mixed_precision``) and the ratios bf16 / fp32 are printed.
+between phases through ``/proc/self/clear_refs``) on the CPU. Each ``--precision`` (default
+``native``: fp32, and bf16 where the hardware multiplies it natively; both in the same run) loads
+the model as the evaluate stage does (bf16: the linear weights in bf16 under autocast,
+``stages.llm.mixed_precision``) and the ratios bf16 / fp32 are printed.
 Ends with one JSON line.
 
     python benchmarks/bench_eval.py --backbone smollm2-135m --rows 32 --scorers masked
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages.llm.generation import GenerationConfigEval, generate_answers
 from stages.llm.rows import EvalRow
 from stages.llm.scoring import ScoringConfig, candidate_answer_ids, score_candidates
+from stages.precision import precisions_to_measure
 
 WORDS = ["toy", "story", "heat", "casino", "love", "war", "star", "night", "city", "dark", "king", "dream"]
 
@@ -164,7 +166,10 @@ def main() -> None:
     parser.add_argument("--max-tokens-per-forward", type=int, default=ScoringConfig.max_tokens_per_forward)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     parser.add_argument(
-        "--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (mixed, as the evaluate stage)"
+        "--precision",
+        default="native",
+        help="native (fp32, and bf16 where the hardware multiplies it natively) or comma-separated: "
+        "fp32, bf16 (mixed, as the evaluate stage)",
     )
     parser.add_argument("--scorers", default="masked,cache_copy", help="comma-separated: masked, cache_copy")
     parser.add_argument("--skip-generation", action="store_true")
@@ -175,7 +180,7 @@ def main() -> None:
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if args.device == "auto" else args.device)
     rows = make_rows(args.rows)
-    precisions = args.precision.split(",")
+    precisions = precisions_to_measure(args.precision, device.type)
     by_precision = {p: measure(args, p, device, rows) for p in precisions}
     result: dict[str, object] = {
         "backbone": args.backbone,

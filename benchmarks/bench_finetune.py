@@ -9,7 +9,8 @@ random order, dynamic padding to the longest row of each batch, the loss through
 Ours adds length-grouped batches, logits at the answer positions only, batches built from cached
 pieces in a background thread, and DeepSpeed ZeRO (``--zero-stages`` measures several).
 
-Each ``--precision`` (default fp32 and bf16, in the same run) runs both sides: ours in bf16 is the
+Each ``--precision`` (default ``native``: fp32, and bf16 where this machine multiplies bf16
+natively, ``stages.precision.native_precisions``; both in the same run) runs both sides: ours in bf16 is the
 stage's mixed precision (``stages.llm.mixed_precision``), the Trainer's is its documented AMP
 (``TrainingArguments(bf16=True)``, on a CPU with ``use_cpu=True``).
 
@@ -65,7 +66,7 @@ from stages.llm.backbone import load_backbone  # noqa: E402
 from stages.llm.config import LoraSettings, resolve_zero_stage  # noqa: E402
 from stages.llm.data import PromptData  # noqa: E402
 from stages.llm.finetune import FinetuneConfig, FinetuneRecipe  # noqa: E402
-from stages.precision import cpu_description  # noqa: E402
+from stages.precision import cpu_description, precisions_to_measure  # noqa: E402
 from stages.seqrec.data import EXAMPLE_COLUMNS, write_prepared  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -231,7 +232,7 @@ def run_hf_trainer(config: FinetuneConfig, prompts_dir: Path, out: Path) -> dict
 def child(spec: dict) -> None:
     """One measurement in this process; prints its JSON (the parent reads the last line)."""
     if spec["side"] == "gemm":  # in a child too: the same threads and a clean process
-        print(json.dumps({"bf16": gemm_flops(torch.bfloat16), "fp32": gemm_flops(torch.float32)}))
+        print(json.dumps({p: gemm_flops(DTYPES[p]) for p in spec["precisions"]}))
         return
     if spec.get("attention") == "sdpa":  # the stage's matmul attention off (stages.llm.attention)
         import stages.llm.attention
@@ -244,7 +245,7 @@ def child(spec: dict) -> None:
         return
     # The GEMM right before and right after the steps: a shared machine's speed drifts by tens of
     # percent over an hour, so the roofline a run is set against is the one it ran under.
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    dtype = DTYPES[config.precision]
     before = gemm_flops(dtype, seconds=1.5)
     try:
         if spec["side"] == "ours":
@@ -256,6 +257,9 @@ def child(spec: dict) -> None:
     result["gemm_bracket_flops"] = [before, gemm_flops(dtype, seconds=1.5)]
     result["peak_memory_bytes"] = _peak_memory()
     print(json.dumps(result))
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def gemm_flops(dtype: torch.dtype, size: int = 4096, seconds: float = 3.0) -> float:
@@ -280,7 +284,7 @@ def measure(side: str, config: dict, prompts_dir: Path, embeddings: Path, out: P
         out=str(out), lora_dropout=config.pop("lora_dropout", 0.1), attention=config.pop("attention", None)
     )
     if side == "gemm":
-        spec = {"side": side}
+        spec = {"side": side, "precisions": config["precisions"]}
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
     )
@@ -318,7 +322,12 @@ def main() -> None:
         "--zero-stages", default="auto", help="comma-separated ZeRO stages for ours (auto: the default)"
     )
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument(
+        "--precision",
+        default="native",
+        help="native (fp32, and bf16 where the hardware multiplies it natively) or comma-separated: "
+        "fp32, bf16",
+    )
     parser.add_argument(
         "--lora-dropout", type=float, default=0.1, help="LoRA dropout of both sides (the stage's default 0.1)"
     )
@@ -358,7 +367,7 @@ def main() -> None:
     micro_sizes = [int(m) for m in args.micro_batches.split(",") if args.effective_batch % int(m) == 0]
     runs: list[dict] = []
     zero_stages = [None if z == "auto" else int(z) for z in args.zero_stages.split(",")]
-    precisions = args.precision.split(",")
+    precisions = precisions_to_measure(args.precision)
     attentions = args.attention.split(",")
     plan = [
         (p, side, zero, attention)
@@ -398,8 +407,8 @@ def main() -> None:
         )
         runs[-1]["config"] = {k: v for k, v in config.items() if k not in ("lora_dropout", "attention")}
         print(json.dumps(runs[-1]), flush=True)
-    gemm = measure("gemm", {}, prompts_dir, embeddings, work)
-    print(f"GEMM 4096^2: bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s, fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s")
+    gemm = measure("gemm", {"precisions": precisions}, prompts_dir, embeddings, work)
+    print("GEMM 4096^2: " + ", ".join(f"{p} {flops / 1e9:.0f} GFLOP/s" for p, flops in gemm.items()))
     print(f"CPU: {cpu_description()}")
     n_params = base_parameters(args.backbone)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
@@ -430,8 +439,8 @@ def main() -> None:
         "params": n_params,
         "effective_batch": args.effective_batch,
         "steps": args.steps,
-        "gemm_bf16_flops": gemm["bf16"],
-        "gemm_fp32_flops": gemm["fp32"],
+        "gemm_bf16_flops": gemm.get("bf16"),
+        "gemm_fp32_flops": gemm.get("fp32"),
         **best,
         **{f"ours_over_trainer_{p}": ratio(f"ours_{p}", f"hf_trainer_{p}") for p in precisions},
         "ours_bf16_over_ours_fp32": ratio("ours_bf16", "ours_fp32"),

@@ -10,6 +10,7 @@ bf16 would be emulated and slower than fp32, so ``auto`` is fp32.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -69,3 +70,45 @@ def resolve_precision(precision: str, device: str = "auto") -> str:
         return precision
     on_gpu = device == "cuda" or (device == "auto" and gpu_present())
     return "bf16" if on_gpu or cpu_has_native_bf16() else "fp32"
+
+
+def warn_if_emulated(precision: str, device: str) -> None:
+    """Warn when a run was told ``bf16`` on a CPU that has no bf16 dot products (``auto`` avoids it)."""
+    if precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
+        warnings.warn(
+            f"bf16 on {cpu_description()}: this CPU has no bf16 dot-product instructions, so its bf16 "
+            "matmuls are emulated and several times slower than fp32; precision auto picks fp32 here",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+def native_precisions(device: str = "auto") -> tuple[str, ...]:
+    """The precisions this machine multiplies natively: fp32, and bf16 where ``auto`` would pick it.
+
+    What a benchmark measures unless told otherwise: emulated bf16 on a CPU without bf16 dot
+    products is several times slower than fp32 (a 2-core AVX2 AMD EPYC, 2026-12-07: a 1024² matmul
+    20 GFLOP/s against fp32's 173, candidate scoring x0.18), so its figures cost time and say
+    nothing about the bf16 a user would run.
+    """
+    return ("fp32", "bf16") if resolve_precision("auto", device) == "bf16" else ("fp32",)
+
+
+def precisions_to_measure(requested: str, device: str = "auto") -> list[str]:
+    """``--precision`` of a benchmark: ``native`` (``native_precisions``) or a comma-separated list.
+
+    Prints a line when ``native`` leaves bf16 out, so a figure's absence is never silent.
+    """
+    if requested != "native":
+        chosen = requested.split(",")
+        for name in chosen:
+            if name not in ("fp32", "bf16"):
+                raise ValueError(f"--precision: unknown precision {name!r}: use native, fp32, bf16 or both")
+        return chosen
+    chosen = list(native_precisions(device))
+    if "bf16" not in chosen:
+        print(
+            f"bf16 left out: {cpu_description()} has no bf16 dot-product instructions, so bf16 would be "
+            "emulated; --precision fp32,bf16 measures it anyway"
+        )
+    return chosen

@@ -41,7 +41,7 @@ from stages.llm.generation import GenerationConfigEval, GenerationResult, evalua
 from stages.llm.prompts import load_rows
 from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
 from stages.llm.scoring import ScoringConfig, evaluate_scoring
-from stages.precision import resolve_precision
+from stages.precision import resolve_precision, warn_if_emulated
 from stages.process import available_cores
 
 NAME = "evaluate"
@@ -114,7 +114,10 @@ def _device(name: str) -> torch.device:
 
 
 def _precision(config: EvaluateConfig) -> str:
-    return resolve_precision(config.precision, _device(config.device).type)
+    kind = _device(config.device).type
+    chosen = resolve_precision(config.precision, kind)
+    warn_if_emulated(chosen, kind)
+    return chosen
 
 
 def compute_context(config: EvaluateConfig) -> AbstractContextManager:

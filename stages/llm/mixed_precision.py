@@ -15,12 +15,15 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from stages.precision import resolve_precision
+from stages.precision import resolve_precision, warn_if_emulated
 
 
 def resolved(precision: str, device: torch.device) -> str:
     """``bf16`` or ``fp32`` for a configured precision on ``device`` (``auto`` resolved for it)."""
-    return resolve_precision(precision, "cuda" if device.type == "cuda" else "cpu")
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    chosen = resolve_precision(precision, kind)
+    warn_if_emulated(chosen, kind)
+    return chosen
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:

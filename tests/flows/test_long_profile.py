@@ -66,8 +66,11 @@ def test_llara_finetune_long_ends_curriculum_and_schedule_at_max_steps(
     lr = config["lr"]
     assert log["lr"] == pytest.approx([lr * lr_multiplier(s, 6) for s in range(6)])
     assert log["hybrid"][0] == 0.0  # curriculum p = step / T starts text-only
-    # each step's own clocks: a step trains on the CPU and touches fresh memory
-    assert all(c > 0 for c in log["cpu_seconds"]) and all(f > 0 for f in log["page_faults"])
+    # each step's own clocks: a step trains on the CPU; its page faults are counted, and the first
+    # step touches fresh memory (a later one may fault on none: it can reuse what the allocator
+    # kept, as glibc's malloc did here on 2026-12-07)
+    assert all(c > 0 for c in log["cpu_seconds"])
+    assert all(f >= 0 for f in log["page_faults"]) and log["page_faults"][0] > 0
     history = summary["selection"]["history"]
     assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6] and all(h["seconds"] > 0 for h in history)
     timing = read_pilot(out)

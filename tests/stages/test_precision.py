@@ -84,3 +84,33 @@ def test_the_cpu_description_names_the_model_and_the_matrix_flags(machine) -> No
     machine(f"{FLAGS} avx512_bf16")
     described = precision.cpu_description()
     assert described.startswith("test, ") and "avx2 avx512f avx512_bf16 (no amx_bf16)" in described
+
+
+def test_benchmarks_measure_bf16_only_where_it_is_native(machine, capsys) -> None:
+    machine(f"{FLAGS} avx512_bf16")
+    assert precision.precisions_to_measure("native") == ["fp32", "bf16"]
+    assert capsys.readouterr().out == ""
+    machine(FLAGS)
+    assert precision.precisions_to_measure("native") == ["fp32"]
+    assert "bf16 left out: test, " in capsys.readouterr().out
+    assert precision.precisions_to_measure("fp32,bf16") == ["fp32", "bf16"]  # asked for: measured anyway
+    machine(FLAGS, gpu=True)
+    assert precision.precisions_to_measure("native") == ["fp32", "bf16"]
+    assert precision.precisions_to_measure("native", "cpu") == ["fp32"]
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        precision.precisions_to_measure("fp32,fp16")
+
+
+def test_an_explicit_bf16_on_a_cpu_without_bf16_units_is_warned_about(machine) -> None:
+    import warnings
+
+    machine(FLAGS)
+    with pytest.warns(RuntimeWarning, match="bf16 on test, .* emulated"):
+        precision.warn_if_emulated("bf16", "cpu")
+    machine(f"{FLAGS} avx512_bf16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        precision.warn_if_emulated("bf16", "cpu")
+        machine(FLAGS)
+        precision.warn_if_emulated("fp32", "cpu")
+        precision.warn_if_emulated("bf16", "cuda")

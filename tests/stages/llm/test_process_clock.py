@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import numpy as np
@@ -20,7 +21,11 @@ def test_waiting_costs_wall_time_and_no_cpu() -> None:
 
 def test_work_costs_cpu_and_fresh_memory_costs_page_faults() -> None:
     clock = process_clock()
-    block = np.ones(64 * 2**20 // 8)  # 64 MiB written: 16k fresh 4 KiB pages, or 32 huge ones
+    # 64 MiB the kernel has never handed out: 16k fresh 4 KiB pages, or 32 huge ones. Not np.ones:
+    # malloc may serve it from memory this process already touched (glibc did, in a full suite).
+    fresh = mmap.mmap(-1, 64 * 2**20)
+    block = np.frombuffer(fresh, dtype=np.float64)
+    block[:] = 1.0
     deadline = time.process_time() + 0.1
     while time.process_time() < deadline:
         block += 1.0
