@@ -83,6 +83,14 @@ def warn_if_emulated(precision: str, device: str) -> None:
         )
 
 
+def precision_to_run(precision: str, device: str) -> str:
+    """``resolve_precision`` for a stage about to compute (not for an artifact id): warns, once a
+    process, when that is emulated bf16 (``warn_if_emulated``)."""
+    chosen = resolve_precision(precision, device)
+    warn_if_emulated(chosen, device)
+    return chosen
+
+
 def native_precisions(device: str = "auto") -> tuple[str, ...]:
     """The precisions this machine multiplies natively: fp32, and bf16 where ``auto`` would pick it.
 

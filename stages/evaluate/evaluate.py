@@ -41,7 +41,7 @@ from stages.llm.generation import GenerationConfigEval, GenerationResult, evalua
 from stages.llm.prompts import load_rows
 from stages.llm.rows import EmbedFn, EvalRow, hybrid_embed_fn
 from stages.llm.scoring import ScoringConfig, evaluate_scoring
-from stages.precision import resolve_precision, warn_if_emulated
+from stages.precision import precision_to_run
 from stages.process import available_cores
 
 NAME = "evaluate"
@@ -114,10 +114,7 @@ def _device(name: str) -> torch.device:
 
 
 def _precision(config: EvaluateConfig) -> str:
-    kind = _device(config.device).type
-    chosen = resolve_precision(config.precision, kind)
-    warn_if_emulated(chosen, kind)
-    return chosen
+    return precision_to_run(config.precision, _device(config.device).type)
 
 
 def compute_context(config: EvaluateConfig) -> AbstractContextManager:

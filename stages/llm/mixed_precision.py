@@ -15,15 +15,12 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from stages.precision import resolve_precision, warn_if_emulated
+from stages.precision import precision_to_run
 
 
 def resolved(precision: str, device: torch.device) -> str:
     """``bf16`` or ``fp32`` for a configured precision on ``device`` (``auto`` resolved for it)."""
-    kind = "cuda" if device.type == "cuda" else "cpu"
-    chosen = resolve_precision(precision, kind)
-    warn_if_emulated(chosen, kind)
-    return chosen
+    return precision_to_run(precision, "cuda" if device.type == "cuda" else "cpu")
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
