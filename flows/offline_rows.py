@@ -17,7 +17,8 @@ A plan is a JSON list of rows::
      "finetune": {"profile": "paper", "domain": "movie", "set": {"max_steps": 100}},  # omit: zero-shot
      "modes": ["scoring", "generation"], "seed": 0, "eval_batch": 16}
 
-Rows that would start after the budget is spent are skipped and listed as such in ``status.jsonl``.
+Rows that would start after the budget is spent are skipped and listed as such in ``status.jsonl``;
+so are rows that finished in an earlier run over the same output directory (their ``row.json``).
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def finetune_row(
     domain: str,
     settings: dict | None = None,
     profile: str = "paper",
+    variants: tuple[str, ...] = (),
 ) -> dict:
-    """A plan row that fine-tunes with ``schedule`` and evaluates both modes, named as the flows name it."""
+    """A plan row that fine-tunes with ``schedule`` and evaluates both modes, named as the flows name it
+    (``variants``: the method variants its prompts and settings use, ``stages.report.method_variants``)."""
     from stages.report.config import llara_row
 
     return {
         "name": name,
-        "row": llara_row(sr_model, schedule),
+        "row": llara_row(sr_model, schedule, variants),
         "prompts": prompts,
         "embeddings": embeddings,
         "finetune": {"profile": profile, "domain": domain, "set": {**(settings or {}), "schedule": schedule}},
@@ -114,7 +117,9 @@ def run_plan(plan: list[dict], out: Path, budget_s: float, keep_weights: bool) -
     for job in plan:
         left = deadline - time.monotonic()
         record: dict = {"name": job["name"], "row": job["row"]}
-        if left < float(job.get("min_s", 30)):
+        if (out / job["name"] / "row.json").is_file():  # finished in an earlier lease: not trained twice
+            record["status"] = "done earlier (remove its directory to run it again)"
+        elif left < float(job.get("min_s", 30)):
             record["status"] = f"skipped: {left:.0f}s of the budget left"
         else:
             row_dir = out / job["name"]

@@ -4,7 +4,7 @@ The machine's image has torch, transformers, peft, accelerate, pyarrow and sente
 DeepSpeed, pydantic, hjson, gguf, polars or Prefect, and it has no network (``wheels.sh`` fetches the
 wheels it needs). The SmolLM2 GGUF (94 MiB) is larger than one load, so it travels in two parts:
 
-- ``.dev/a`` with the first call (``check.sh``): the wheels, the ``random:`` backbones' cache
+- ``.dev/a`` with the first call (``setup.sh``): the wheels, the ``random:`` backbones' cache
   directories (config and tokenizer, built here, so nothing is trained there), GGUF part 1;
 - ``.dev/b`` with the second (``rows.sh``, on the same warm machine): GGUF part 2 and its sha256,
   the prompts and item-embedding artifacts, and the row plan for ``flows.offline_rows``.
@@ -12,10 +12,15 @@ wheels it needs). The SmolLM2 GGUF (94 MiB) is larger than one load, so it trave
 Part 1 is as large as load a leaves room for, so that load b fits too. ``.dev/`` and ``.whl/`` are
 git-ignored.
 
+The plan fine-tunes on the ``cpu`` profile by default, the recipe chosen on validation (its own
+schedule, ``direct``, for LLaRA(SASRec), then ``text`` for TALLRec on the same rows); its prompts
+must put the item token first (``llara stage prompts --item-order token-first``), which the rows
+are named for. On a GPU, keep its effective batch of 16 as one micro-batch and size ``max_steps``
+to the rows' budget (the scheduler ends where the run ends):
+
     bash benchmarks/gpu/wheels.sh
     python benchmarks/gpu/pack.py --wheels .whl --data lastfm:artist:PROMPTS_DIR:EMBEDDINGS_DIR \\
-        --schedule curriculum --schedule text --set max_steps=374 --set eval_every=50 \\
-        --set checkpoint_every=50
+        --set micro_batch=16 --set grad_accum=1 --set max_steps=1200
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ import subprocess
 from pathlib import Path
 
 from flows.offline_rows import finetune_row
+from stages.inputs import read_json
 from stages.llm.backbone import resolve_backbone_dir, smollm2_gguf
+from stages.llm.profiles import profile
+from stages.report.config import method_variants
 
 LOAD_LIMIT = 63 * 2**20  # a call's working tree may hold 64 MiB (the device tool's README)
 MARGIN = 2**20  # files written before the call (logs) and rounding
@@ -50,14 +58,36 @@ def repo_bytes() -> int:
     return sum(Path(n.decode()).stat().st_size for n in names if n and Path(n.decode()).is_file())
 
 
-def plan_rows(datasets: dict[str, tuple[str, str, str]], schedules: list[str], settings: dict) -> list[dict]:
+def item_order(prompts_dir: Path, profile_name: str) -> str:
+    """The prompts artifact's item order; the ``cpu`` profile's recipe is defined on token-first prompts."""
+    order = str(read_json(prompts_dir / "prompts.json").get("item_order", "title-first"))
+    if profile_name == "cpu" and order != "token-first":
+        raise SystemExit(
+            f"{prompts_dir / 'prompts.json'}: item_order is {order!r}; the cpu profile trains on "
+            "token-first prompts (llara stage prompts --item-order token-first)"
+        )
+    return order
+
+
+def plan_rows(
+    datasets: dict[str, tuple[str, str, str]],
+    schedules: list[str],
+    settings: dict,
+    profile_name: str,
+    orders: dict[str, str],
+) -> list[dict]:
     """Fine-tuning rows in priority order (every schedule of the first dataset, then the next)."""
     plan = []
+    user_token = str(settings.get("user_token", "none"))
+    variants = {name: method_variants(order, user_token) for name, order in orders.items()}
     for name, (domain, _, _) in datasets.items():
         for schedule in schedules:
-            row_name = f"{name}-{schedule}-sasrec-s0"
+            row_name = f"{name}-{profile_name}-{schedule}-sasrec-s0"
             prompts, emb = f"{DATA}/{name}/prompts", f"{DATA}/{name}/embeddings"
-            plan.append(finetune_row(row_name, prompts, emb, "sasrec", schedule, 0, domain, settings))
+            row = finetune_row(
+                row_name, prompts, emb, "sasrec", schedule, 0, domain, settings, profile_name, variants[name]
+            )
+            plan.append(row)
     return plan
 
 
@@ -75,14 +105,22 @@ def main() -> None:
         "SASRec item embeddings it goes with)",
     )
     parser.add_argument(
-        "--schedule", action="append", help="rows to fine-tune, in order (default: curriculum, text)"
+        "--profile",
+        default="cpu",
+        choices=("cpu", "long", "paper"),
+        help="the fine-tuning profile of every row (default: cpu, the recipe chosen on validation)",
+    )
+    parser.add_argument(
+        "--schedule",
+        action="append",
+        help="rows to fine-tune, in order (default: the profile's own schedule, then text for TALLRec)",
     )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=JSON",
-        help="override a FinetuneConfig field of every row (on the paper profile), e.g. max_steps=374",
+        help="override a FinetuneConfig field of every row (on --profile), e.g. max_steps=1200",
     )
     args = parser.parse_args()
     a, b = args.out / "a", args.out / "b"
@@ -94,9 +132,11 @@ def main() -> None:
         shutil.copytree(built, a / "backbones" / built.name)
 
     datasets: dict[str, tuple[str, str, str]] = {}
+    orders: dict[str, str] = {}
     for spec in args.data:
         name, domain, prompts, embeddings = spec.split(":", 3)
         datasets[name] = (domain, prompts, embeddings)
+        orders[name] = item_order(Path(prompts), args.profile)
         for role, src in (("prompts", prompts), ("embeddings", embeddings)):
             dst = b / "data" / name / role
             dst.mkdir(parents=True)
@@ -104,7 +144,8 @@ def main() -> None:
                 if path.is_file():
                     shutil.copy(path, dst / path.name)
     settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    plan = plan_rows(datasets, args.schedule or ["curriculum", "text"], settings)
+    schedules = args.schedule or [profile(args.profile).schedule, "text"]
+    plan = plan_rows(datasets, schedules, settings, args.profile, orders)
     (b / "plan.json").write_text(json.dumps(plan, indent=2))
 
     gguf = smollm2_gguf().read_bytes()

@@ -50,3 +50,9 @@ def test_plan_trains_evaluates_and_skips_past_budget(
     assert {m["row"] for m in metrics} == {"TALLRec"} and {m["mode"] for m in metrics} == {"scoring"}
     zero = json.loads((tmp_path / "out" / "zero" / "row.json").read_text())
     assert "finetune" not in zero and 0.0 <= zero["eval"]["scoring"]["hr@1"]["mean"] <= 1.0
+
+    # The same plan over the same directory (a later lease): finished rows are not run again.
+    run_plan(plan, tmp_path / "out", budget_s=3600, keep_weights=False)
+    again = [json.loads(line) for line in (tmp_path / "out" / "status.jsonl").read_text().splitlines()][3:]
+    assert [s["status"].split(" (")[0] for s in again[:2]] == ["done earlier", "done earlier"]
+    assert again[2]["status"].startswith("skipped")
