@@ -14,9 +14,9 @@ git-ignored.
 
 The plan fine-tunes on the ``cpu`` profile by default, the recipe chosen on validation (its own
 schedule, ``direct``, for LLaRA(SASRec), then ``text`` for TALLRec on the same rows); its prompts
-must put the item token first (``llara stage prompts --item-order token-first``), which the rows
-are named for. On a GPU, keep its effective batch of 16 as one micro-batch and size ``max_steps``
-to the rows' budget (the scheduler ends where the run ends):
+must put the item token first (``llara stage prompts --profile cpu``), which the rows are named
+for. On a GPU, keep its effective batch of 16 as one micro-batch and size ``max_steps`` to the
+rows' budget (the scheduler ends where the run ends):
 
     bash benchmarks/gpu/wheels.sh
     python benchmarks/gpu/pack.py --wheels .whl --data lastfm:artist:PROMPTS_DIR:EMBEDDINGS_DIR \\
@@ -64,7 +64,7 @@ def item_order(prompts_dir: Path, profile_name: str) -> str:
     if profile_name == "cpu" and order != "token-first":
         raise SystemExit(
             f"{prompts_dir / 'prompts.json'}: item_order is {order!r}; the cpu profile trains on "
-            "token-first prompts (llara stage prompts --item-order token-first)"
+            "token-first prompts (llara stage prompts --profile cpu)"
         )
     return order
 
