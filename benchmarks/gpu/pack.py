@@ -33,9 +33,9 @@ import subprocess
 from pathlib import Path
 
 from flows.offline_rows import finetune_row
+from flows.profiles import PipelineProfile, pipeline_profile
 from stages.inputs import read_json
 from stages.llm.backbone import resolve_backbone_dir, smollm2_gguf
-from stages.llm.profiles import profile
 from stages.report.config import method_variants
 
 LOAD_LIMIT = 63 * 2**20  # a call's working tree may hold 64 MiB (the device tool's README)
@@ -58,13 +58,14 @@ def repo_bytes() -> int:
     return sum(Path(n.decode()).stat().st_size for n in names if n and Path(n.decode()).is_file())
 
 
-def item_order(prompts_dir: Path, profile_name: str) -> str:
-    """The prompts artifact's item order; the ``cpu`` profile's recipe is defined on token-first prompts."""
+def item_order(prompts_dir: Path, recipe: PipelineProfile) -> str:
+    """The prompts artifact's item order; refused where the profile's recipe is defined on token-first
+    prompts (``cpu``) and these are not."""
     order = str(read_json(prompts_dir / "prompts.json").get("item_order", "title-first"))
-    if profile_name == "cpu" and order != "token-first":
+    if recipe.prompts.item_order == "token-first" and order != "token-first":
         raise SystemExit(
-            f"{prompts_dir / 'prompts.json'}: item_order is {order!r}; the cpu profile trains on "
-            "token-first prompts (llara stage prompts --profile cpu)"
+            f"{prompts_dir / 'prompts.json'}: item_order is {order!r}; the {recipe.name} profile trains "
+            f"on token-first prompts (llara stage prompts --profile {recipe.name})"
         )
     return order
 
@@ -136,7 +137,8 @@ def main() -> None:
     for spec in args.data:
         name, domain, prompts, embeddings = spec.split(":", 3)
         datasets[name] = (domain, prompts, embeddings)
-        orders[name] = item_order(Path(prompts), args.profile)
+        recipe = pipeline_profile(args.profile, domain)
+        orders[name] = item_order(Path(prompts), recipe)
         for role, src in (("prompts", prompts), ("embeddings", embeddings)):
             dst = b / "data" / name / role
             dst.mkdir(parents=True)
@@ -144,7 +146,7 @@ def main() -> None:
                 if path.is_file():
                     shutil.copy(path, dst / path.name)
     settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    schedules = args.schedule or [profile(args.profile).schedule, "text"]
+    schedules = args.schedule or [recipe.finetune.schedule, "text"]  # the profile's, whatever the domain
     plan = plan_rows(datasets, schedules, settings, args.profile, orders)
     (b / "plan.json").write_text(json.dumps(plan, indent=2))
 

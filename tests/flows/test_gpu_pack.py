@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from flows.profiles import pipeline_profile
+
 PACK = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "pack.py"
 
 
@@ -27,7 +29,7 @@ def prompts_dir(tmp_path: Path, order: str) -> Path:
 
 def test_cpu_plan_is_its_direct_llara_row_then_tallrec_on_token_first_prompts(tmp_path: Path) -> None:
     pack = load_pack()
-    order = pack.item_order(prompts_dir(tmp_path, "token-first"), "cpu")
+    order = pack.item_order(prompts_dir(tmp_path, "token-first"), pipeline_profile("cpu", "artist"))
     datasets = {"lastfm": ("artist", "P", "E")}
     plan = pack.plan_rows(datasets, ["direct", "text"], {"max_steps": 9}, "cpu", {"lastfm": order})
 
@@ -45,5 +47,5 @@ def test_cpu_plan_is_its_direct_llara_row_then_tallrec_on_token_first_prompts(tm
 def test_cpu_plan_refuses_title_first_prompts_naming_the_file(tmp_path: Path) -> None:
     pack = load_pack()
     with pytest.raises(SystemExit, match=r"prompts\.json: item_order is 'title-first'"):
-        pack.item_order(prompts_dir(tmp_path, "title-first"), "cpu")
-    assert pack.item_order(tmp_path, "long") == "title-first"
+        pack.item_order(prompts_dir(tmp_path, "title-first"), pipeline_profile("cpu", "artist"))
+    assert pack.item_order(tmp_path, pipeline_profile("long", "artist")) == "title-first"
